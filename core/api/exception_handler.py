@@ -1,0 +1,20 @@
+"""The one place domain errors become HTTP responses."""
+
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from rest_framework import status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from core.exceptions import DomainError
+
+
+def exception_handler(exc, context):
+    if isinstance(exc, DomainError):
+        body = {"detail": exc.message, "code": exc.code, **exc.extra}
+        return Response(body, status=exc.status_code)
+    if isinstance(exc, DjangoValidationError):
+        messages = exc.message_dict if hasattr(exc, "error_dict") else {"detail": exc.messages}
+        return Response({**messages, "code": "invalid"}, status=status.HTTP_400_BAD_REQUEST)
+    return drf_exception_handler(exc, context)

@@ -1,0 +1,38 @@
+from django.contrib.auth.models import AbstractUser
+from django.db import models
+
+from core.choices import Role
+
+
+class User(AbstractUser):
+    """A person who logs in; belongs to one organisation and holds roles through groups."""
+
+    organisation = models.ForeignKey(
+        "core.Organisation", on_delete=models.PROTECT, related_name="users", null=True, blank=True
+    )
+
+    organisation_lookup = "organisation_id"
+
+    class Meta:
+        ordering = ["username"]
+
+    @property
+    def roles(self) -> set[str]:
+        """Role names held, cached per instance (groups are named after roles)."""
+        cached = getattr(self, "_roles_cache", None)
+        if cached is None:
+            names = set(self.groups.values_list("name", flat=True)) if self.pk else set()
+            cached = {name for name in names if name in Role.values}
+            self._roles_cache = cached
+        return cached
+
+    def has_role(self, *roles: str) -> bool:
+        return bool(self.roles.intersection(roles))
+
+    @property
+    def primary_role(self) -> str:
+        """The role recorded in audit entries: the first held, in Role order."""
+        for role in Role.values:
+            if role in self.roles:
+                return role
+        return "superuser" if self.is_superuser else ""

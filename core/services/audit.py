@@ -1,0 +1,95 @@
+"""Writing and verifying the audit log. Every service that acts on data records through here."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from typing import Any
+
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import connection, models, transaction
+from django.http import HttpRequest
+from django.utils import timezone
+
+from core.audit_chain import CHAIN_FIELDS, GENESIS_HASH, VerifyResult, entry_hash, verify_rows
+from core.exceptions import InvalidInput
+from core.http import client_ip
+from core.models import AuditEntry, User
+
+# Arbitrary constant naming the PostgreSQL advisory lock that serialises chain appends.
+_CHAIN_LOCK_KEY = 0x43415241  # "CARA"
+
+
+def _lock_chain_tail() -> None:
+    # On PostgreSQL, concurrent transactions would otherwise read the same tail and fork the
+    # chain. The lock is released at commit. SQLite runs transactions as IMMEDIATE (settings),
+    # which already serialises writers.
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_CHAIN_LOCK_KEY])
+
+
+def _normalise_ip(value: str | None) -> str:
+    if not value:
+        return ""
+    try:
+        return ipaddress.ip_address(value).compressed
+    except ValueError:
+        raise InvalidInput(f"source_ip {value!r} is not an IP address") from None
+
+
+@transaction.atomic
+def audit_record(
+    *,
+    actor: User | None,
+    action: str,
+    obj: models.Model | None = None,
+    object_type: str = "",
+    object_id: str | int = "",
+    patient_data: bool = False,
+    patient_id: str = "",
+    details: dict[str, Any] | None = None,
+    request: HttpRequest | None = None,
+    source_ip: str | None = None,
+) -> AuditEntry:
+    """Append one entry to the chain, in the caller's transaction.
+
+    ``obj`` fills object type and id; ``request`` fills the source IP. ``details`` must be
+    JSON-serialisable and must not hold patient identifiers beyond ``patient_id``.
+    """
+    if not action:
+        raise InvalidInput("audit action is required")
+    if obj is not None:
+        object_type = object_type or obj._meta.label_lower
+        object_id = object_id or obj.pk
+    if request is not None and source_ip is None:
+        source_ip = client_ip(request)
+    if actor is not None and not actor.is_authenticated:
+        actor = None
+    # Round-trip through JSON so the hashed value equals what the database gives back.
+    clean_details = json.loads(json.dumps(details or {}, cls=DjangoJSONEncoder))
+    fields = {
+        "timestamp": timezone.now(),
+        "actor_id": actor.pk if actor else None,
+        "actor_username": actor.get_username() if actor else "",
+        "actor_role": actor.primary_role if actor else "system",
+        "action": action,
+        "object_type": object_type,
+        "object_id": str(object_id),
+        "patient_data": bool(patient_data),
+        "patient_id": patient_id or "",
+        "source_ip": _normalise_ip(source_ip),
+        "details": clean_details,
+    }
+    _lock_chain_tail()
+    prev = AuditEntry.objects.order_by("-id").values_list("hash", flat=True).first()
+    fields["prev_hash"] = prev or GENESIS_HASH
+    entry = AuditEntry(**fields, hash=entry_hash(**fields))
+    entry.save(_via_service=True)
+    return entry
+
+
+def audit_verify(*, chunk_size: int = 10_000) -> VerifyResult:
+    """Walk the whole chain in id order and report the first broken link."""
+    rows = AuditEntry.objects.order_by("id").values_list("id", *CHAIN_FIELDS, "hash")
+    return verify_rows(rows.iterator(chunk_size=chunk_size))
