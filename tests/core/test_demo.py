@@ -1,0 +1,55 @@
+import pytest
+from django.apps import apps
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+from core.choices import OrganisationKind, Role
+from core.models import AuditEntry, Organisation, User
+from core.services import audit_verify
+from fleet.models import CrewMember, Unit
+from telerad.models import Radiologist
+
+pytestmark = pytest.mark.django_db
+
+
+def _counts() -> dict[str, int]:
+    return {
+        model._meta.label: model.objects.count()
+        for app in ("core", "fleet", "telerad")
+        for model in apps.get_app_config(app).get_models()
+    }
+
+
+def test_demo_loads_the_documented_world():
+    call_command("demo")
+    assert Organisation.objects.filter(kind=OrganisationKind.OPERATOR).count() == 1
+    assert Organisation.objects.filter(kind=OrganisationKind.HOSPITAL).count() == 12
+    assert Organisation.objects.filter(kind=OrganisationKind.READING_GROUP).count() == 2
+    assert sorted(Unit.objects.values_list("modality", flat=True)) == ["CT", "CT", "DX", "MR"]
+    assert CrewMember.objects.count() == 8
+    assert Radiologist.objects.count() == 6
+    assert set(Radiologist.objects.values_list("user__organisation__name", flat=True)) == set(
+        Organisation.objects.filter(kind=OrganisationKind.READING_GROUP).values_list("name", flat=True)
+    )
+    for role in Role.values:
+        assert User.objects.filter(groups__name=role).exists(), role
+    for username in ("dispatcher", "tech", "radiologist", "hospital", "qc", "admin"):
+        assert User.objects.get(username=username).check_password("caravan-demo")
+    hospitals = Organisation.objects.filter(kind=OrganisationKind.HOSPITAL)
+    assert all(29 < h.latitude < 33 and 109 < h.longitude < 113 for h in hospitals)  # Hubei
+    assert audit_verify().ok
+
+
+def test_demo_is_idempotent():
+    call_command("demo")
+    first = _counts()
+    call_command("demo")
+    assert _counts() == first
+    assert first["core.AuditEntry"] == AuditEntry.objects.count() > 0
+
+
+def test_demo_refuses_production_without_force(settings):
+    settings.CARAVAN_ENV = "production"
+    with pytest.raises(CommandError, match="production"):
+        call_command("demo")
+    assert User.objects.count() == 0

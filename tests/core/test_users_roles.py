@@ -1,0 +1,124 @@
+import pytest
+from django.contrib.auth.models import Group
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from rest_framework.test import APIClient
+
+from core.access import get_for_user, scope_for_user
+from core.api.exception_handler import exception_handler
+from core.choices import OrganisationKind, Role
+from core.exceptions import AccessDenied, Conflict, InvalidInput, NotFound
+from core.models import AuditEntry, Organisation, User
+from core.roles import ROLE_PERMISSIONS
+from core.services import user_assign_role, user_create
+from tests.core.factories import OrganisationFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def test_every_role_has_a_group_with_exactly_its_permissions():
+    assert set(Group.objects.values_list("name", flat=True)) >= set(Role.values)
+    for role in Role.values:
+        perms = {
+            f"{app}.{code}"
+            for app, code in Group.objects.get(name=role).permissions.values_list(
+                "content_type__app_label", "codename"
+            )
+        }
+        assert perms == ROLE_PERMISSIONS[role]
+
+
+def test_user_create_assigns_roles_and_audits():
+    hospital = OrganisationFactory(kind=OrganisationKind.HOSPITAL)
+    user = user_create(
+        actor=None, username="h1", password="s3cret-pass!", organisation=hospital, roles=["hospital_user"]
+    )
+    assert user.roles == {"hospital_user"}
+    assert user.check_password("s3cret-pass!")
+    actions = list(AuditEntry.objects.values_list("action", "object_id"))
+    assert actions == [("user.create", str(user.pk)), ("user.role_assign", str(user.pk))]
+
+
+def test_unknown_role_is_refused_and_nothing_created():
+    hospital = OrganisationFactory(kind=OrganisationKind.HOSPITAL)
+    with pytest.raises(InvalidInput, match="Unknown role 'surgeon'"):
+        user_create(actor=None, username="x", password="pw", organisation=hospital, roles=["surgeon"])
+    assert not User.objects.filter(username="x").exists()
+    assert AuditEntry.objects.count() == 0
+
+
+def test_unknown_role_on_the_command_line_fails_with_a_clear_message():
+    OrganisationFactory(name="Zigui", kind=OrganisationKind.HOSPITAL)
+    with pytest.raises(CommandError, match="Unknown role 'surgeon'; valid roles: dispatcher"):
+        call_command("user_create", "x", "--organisation", "Zigui", "--role", "surgeon")
+    assert not User.objects.filter(username="x").exists()
+
+
+def test_role_must_fit_the_organisation_kind():
+    user = UserFactory(organisation=OrganisationFactory(kind=OrganisationKind.HOSPITAL))
+    with pytest.raises(
+        InvalidInput, match="Role 'radiologist' belongs to organisations of kind reading_group"
+    ):
+        user_assign_role(actor=None, user=user, role="radiologist")
+    assert user.groups.count() == 0
+
+
+def test_duplicate_username_is_a_conflict():
+    user = UserFactory()
+    with pytest.raises(Conflict):
+        user_create(
+            actor=None, username=user.username, password=None, organisation=user.organisation, roles=[]
+        )
+
+
+def test_scoping_refuses_another_organisations_object():
+    a, b = OrganisationFactory(), OrganisationFactory()
+    alice = UserFactory(organisation=a, roles=["hospital_user"])
+    bob = UserFactory(organisation=b, roles=["hospital_user"])
+    assert get_for_user(alice, User.objects.all(), pk=alice.pk) == alice
+    with pytest.raises(NotFound):
+        get_for_user(alice, User.objects.all(), pk=bob.pk)
+    assert list(scope_for_user(alice, Organisation.objects.all())) == [a]
+
+
+def test_operator_staff_see_across_organisations_and_anonymous_sees_nothing():
+    from django.contrib.auth.models import AnonymousUser
+
+    operator = OrganisationFactory(kind=OrganisationKind.OPERATOR)
+    dispatcher = UserFactory(organisation=operator, roles=["dispatcher"])
+    other = UserFactory()
+    assert get_for_user(dispatcher, User.objects.all(), pk=other.pk) == other
+    assert scope_for_user(AnonymousUser(), User.objects.all()).count() == 0
+
+
+@pytest.mark.parametrize(
+    ("error", "status"),
+    [(InvalidInput("bad"), 400), (AccessDenied("no"), 403), (NotFound("?"), 404), (Conflict("x"), 409)],
+)
+def test_exception_handler_maps_domain_errors(error, status):
+    response = exception_handler(error, {})
+    assert response.status_code == status
+    assert response.data["detail"] == error.message
+
+
+def test_api_needs_authentication_and_token_auth_works():
+    client = APIClient()
+    assert client.get("/api/me/").status_code in (401, 403)
+    user = UserFactory(roles=["hospital_user"])
+    token = client.post("/api/auth/token/", {"username": user.username, "password": "pw-Caravan-123"}).data[
+        "token"
+    ]
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
+    body = client.get("/api/me/").json()
+    assert body == {
+        "username": user.username,
+        "organisation": user.organisation.name,
+        "organisation_kind": "hospital",
+        "roles": ["hospital_user"],
+    }
+
+
+def test_api_schema_is_served():
+    response = APIClient().get("/api/schema/")
+    assert response.status_code == 200
+    assert b"/api/health/" in response.content
