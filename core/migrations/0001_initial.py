@@ -186,7 +186,7 @@ class Migration(migrations.Migration):
                 ("patient_data", models.BooleanField(default=False)),
                 ("patient_id", models.CharField(blank=True, db_index=True, max_length=64)),
                 ("source_ip", models.CharField(blank=True, max_length=45)),
-                ("details", models.JSONField(blank=True, default=dict)),
+                ("details", models.TextField(blank=True, default="{}")),
                 ("prev_hash", models.CharField(max_length=64)),
                 ("hash", models.CharField(max_length=64, unique=True)),
                 (

@@ -1,3 +1,5 @@
+import json
+
 from django.conf import settings
 from django.db import models
 
@@ -37,7 +39,8 @@ class AuditEntry(models.Model):
     # The patient the entry concerns (when patient_data), for "who has seen this patient".
     patient_id = models.CharField(max_length=64, blank=True, db_index=True)
     source_ip = models.CharField(max_length=45, blank=True)
-    details = models.JSONField(default=dict, blank=True)
+    # Canonical JSON text (sorted keys, compact): hashed exactly as stored. See core.audit_chain.
+    details = models.TextField(default="{}", blank=True)
     prev_hash = models.CharField(max_length=64)
     hash = models.CharField(max_length=64, unique=True)
 
@@ -60,3 +63,7 @@ class AuditEntry(models.Model):
 
     def delete(self, *args, **kwargs):
         raise AppendOnlyError("The audit log is append-only: entries cannot be deleted")
+
+    @property
+    def details_data(self) -> dict:
+        return json.loads(self.details)
