@@ -1,2 +1,21 @@
+from django.contrib.auth import views as auth_views
+from django.urls import path
 
-urlpatterns: list = []
+from core import views
+from core.workspaces import WORKSPACES
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path(
+        "login/",
+        auth_views.LoginView.as_view(redirect_authenticated_user=True),
+        name="login",
+    ),
+    path("logout/", views.LogoutView.as_view(), name="logout"),
+]
+
+# Every workspace has its route from day one so links and permission checks are real; the issue
+# that builds a workspace replaces its placeholder here with the real view.
+urlpatterns += [
+    path(f"workspace/{ws.slug}/", views.workspace_placeholder(ws), name=ws.url_name) for ws in WORKSPACES
+]
