@@ -10,7 +10,7 @@ from core.choices import OrganisationKind, Role
 from core.exceptions import AccessDenied, Conflict, InvalidInput, NotFound
 from core.models import AuditEntry, Organisation, User
 from core.roles import ROLE_PERMISSIONS
-from core.services import user_assign_role, user_create
+from core.services import audit_record, user_assign_role, user_create
 from tests.core.factories import OrganisationFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -122,3 +122,12 @@ def test_api_schema_is_served():
     response = APIClient().get("/api/schema/")
     assert response.status_code == 200
     assert b"/api/health/" in response.content
+
+
+def test_admin_shows_audit_entries_read_only(admin_client):
+    entry = audit_record(actor=None, action="probe")
+    page = admin_client.get(f"/admin/core/auditentry/{entry.pk}/change/")
+    assert page.status_code == 200
+    assert b'name="_save"' not in page.content
+    assert admin_client.post(f"/admin/core/auditentry/{entry.pk}/delete/", {"post": "yes"}).status_code == 403
+    assert AuditEntry.objects.filter(pk=entry.pk).exists()

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Start the demo: Orthanc (background), a Celery worker when Redis is configured, and daphne.
+# Called by `make run` after setup, migrate and demo. Ctrl-C stops everything it started.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=.venv/bin/python
+HOST="${HOST:-127.0.0.1}"
+PORT="${PORT:-8000}"
+export PLATFORM_URL="${PLATFORM_URL:-http://$HOST:$PORT}"
+# The demo vans may store to Orthanc from this machine (e.g. `python -m ... storescu`);
+# production lists each van's AE title and address.
+export ORTHANC_ALLOWED_MODALITIES="${ORTHANC_ALLOWED_MODALITIES:-CARAVAN_CT01@127.0.0.1:11112,CARAVAN_CT02@127.0.0.1:11113,CARAVAN_MR01@127.0.0.1:11114,CARAVAN_DX01@127.0.0.1:11115}"
+
+worker_pid=""
+cleanup() {
+  [ -n "$worker_pid" ] && kill "$worker_pid" 2>/dev/null || true
+  $PY manage.py orthanc --stop >/dev/null 2>&1 || true
+}
+trap cleanup EXIT INT TERM
+
+$PY manage.py orthanc
+if [ -n "${REDIS_URL:-}" ]; then
+  .venv/bin/celery -A config worker --loglevel=INFO --concurrency=2 >var/celery-worker.log 2>&1 &
+  worker_pid=$!
+  echo "Celery worker started (log: var/celery-worker.log)"
+else
+  echo "No REDIS_URL: in-memory channel layer, Celery tasks run eagerly in the web process"
+fi
+
+orthanc_url=$($PY -c "import django,os;os.environ.setdefault('DJANGO_SETTINGS_MODULE','config.settings');django.setup();from django.conf import settings;print(settings.ORTHANC_URL)")
+cat <<MSG
+
+  Caravan is starting on http://$HOST:$PORT/
+    API docs      http://$HOST:$PORT/api/docs/
+    Health        http://$HOST:$PORT/api/health/
+    Admin         http://$HOST:$PORT/admin/
+    Orthanc       $orthanc_url (loopback only, HTTP auth on; users never reach it directly)
+
+  Demo logins (password for all: caravan-demo):
+    dispatcher   dispatcher      tech         technologist (CT Van 1)
+    radiologist  radiologist     hospital     hospital user (Zigui County People's Hospital)
+    qc           QC officer      admin        administrator (Django admin too)
+
+MSG
+.venv/bin/daphne -b "$HOST" -p "$PORT" config.asgi:application
