@@ -87,6 +87,14 @@ def env_url(name: str, default: str | None = None, *, schemes: tuple[str, ...]) 
     value = _raw(name) or default
     if not value:
         return None
+    return _check_url(name, value, schemes)
+
+
+def env_url_or_default(name: str, default: str, *, schemes: tuple[str, ...]) -> str:
+    return _check_url(name, _raw(name) or default, schemes)
+
+
+def _check_url(name: str, value: str, schemes: tuple[str, ...]) -> str:
     scheme = value.split("://", 1)[0] if "://" in value else ""
     if scheme not in schemes:
         raise ImproperlyConfigured(

@@ -13,6 +13,7 @@ from config.env import (
     env_optional,
     env_str,
     env_url,
+    env_url_or_default,
 )
 
 CARAVAN_ENV = env_str("CARAVAN_ENV", "development")
@@ -118,7 +119,7 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE: dict = {}
 
 # --- Orthanc --------------------------------------------------------------------------------
-ORTHANC_URL = env_url("ORTHANC_URL", "http://127.0.0.1:8042", schemes=("http", "https"))
+ORTHANC_URL = env_url_or_default("ORTHANC_URL", "http://127.0.0.1:8042", schemes=("http", "https"))
 ORTHANC_USERNAME = env_str("ORTHANC_USERNAME", "caravan")
 ORTHANC_PASSWORD = env_str("ORTHANC_PASSWORD", "caravan-orthanc-dev")
 ORTHANC_DICOM_PORT = env_int("ORTHANC_DICOM_PORT", 4242, minimum=1, maximum=65535)
@@ -127,7 +128,13 @@ ORTHANC_TIMEOUT = env_int("ORTHANC_TIMEOUT", 10, minimum=1)
 # Shared secret the Orthanc plugin presents when it calls back into the platform.
 ORTHANC_PLUGIN_SECRET = env_str("ORTHANC_PLUGIN_SECRET", "caravan-plugin-dev-secret")
 # The URL the plugin POSTs STABLE_STUDY nudges to.
-PLATFORM_URL = env_url("PLATFORM_URL", "http://127.0.0.1:8000", schemes=("http", "https"))
+PLATFORM_URL = env_url_or_default("PLATFORM_URL", "http://127.0.0.1:8000", schemes=("http", "https"))
+# Where `manage.py orthanc` renders its config and keeps storage, index, log and PID.
+ORTHANC_RUN_DIR = BASE_DIR / env_str("ORTHANC_RUN_DIR", "var/orthanc")
+# The only DICOM peers Orthanc accepts, as "AET@host:port" (see docs/orthanc.md).
+ORTHANC_ALLOWED_MODALITIES = env_list("ORTHANC_ALLOWED_MODALITIES", [])
+# Seconds without a new instance before Orthanc calls a study stable and nudges the platform.
+ORTHANC_STABLE_AGE = env_int("ORTHANC_STABLE_AGE", 60, minimum=1)
 
 # --- auth, API ------------------------------------------------------------------------------
 AUTH_USER_MODEL = "core.User"

@@ -15,7 +15,7 @@ class OrganisationAdmin(admin.ModelAdmin):
 class UserAdmin(DjangoUserAdmin):
     list_display = ("username", "first_name", "last_name", "organisation", "is_active")
     list_filter = ("organisation__kind", "groups", "is_active")
-    fieldsets = (*DjangoUserAdmin.fieldsets, ("Caravan", {"fields": ("organisation",)}))
+    fieldsets = (*(DjangoUserAdmin.fieldsets or ()), ("Caravan", {"fields": ("organisation",)}))
 
 
 @admin.register(AuditEntry)

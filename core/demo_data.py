@@ -6,13 +6,8 @@ Passwords are for the demo only and are listed in the README.
 
 DEMO_PASSWORD = "caravan-demo"
 
-OPERATOR = {
-    "name": "Caravan Mobile Imaging (Hubei)",
-    "region_code": "CN-HB",
-    "latitude": 30.692,
-    "longitude": 111.286,
-    "address": "Depot 1, Yichang",
-}
+# (name, region code, latitude, longitude, address)
+OPERATOR = ("Caravan Mobile Imaging (Hubei)", "CN-HB", 30.692, 111.286, "Depot 1, Yichang")
 
 # (name, region code, latitude, longitude)
 HOSPITALS = [

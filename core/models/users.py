@@ -12,6 +12,7 @@ class User(AbstractUser):
     )
 
     organisation_lookup = "organisation_id"
+    _roles_cache: set[str] | None = None
 
     class Meta:
         ordering = ["username"]

@@ -92,7 +92,7 @@ def audit_record(
         "details": clean_details,
     }
     for name in TEXT_FIELDS:
-        if SEPARATOR in fields[name]:
+        if SEPARATOR in str(fields[name]):
             raise InvalidInput(f"audit {name} contains a control character (0x1F)")
     _lock_chain_tail()
     prev = AuditEntry.objects.order_by("-id").values_list("hash", flat=True).first()

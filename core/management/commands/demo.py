@@ -48,14 +48,8 @@ class Command(BaseCommand):
     def handle(self, *args, force=False, **options):
         if settings.CARAVAN_ENV == "production" and not force:
             raise CommandError("Refusing to load demo users with known passwords in production (use --force)")
-        operator = _org(
-            d.OPERATOR["name"],
-            OrganisationKind.OPERATOR,
-            d.OPERATOR["region_code"],
-            d.OPERATOR["latitude"],
-            d.OPERATOR["longitude"],
-            d.OPERATOR["address"],
-        )
+        op_name, op_region, op_lat, op_lon, op_address = d.OPERATOR
+        operator = _org(op_name, OrganisationKind.OPERATOR, op_region, op_lat, op_lon, op_address)
         hospitals = [_org(n, OrganisationKind.HOSPITAL, r, lat, lon) for n, r, lat, lon in d.HOSPITALS]
         groups = [_org(n, OrganisationKind.READING_GROUP, r, lat, lon) for n, r, lat, lon in d.READING_GROUPS]
 
