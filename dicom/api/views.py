@@ -1,0 +1,79 @@
+"""Endpoints Orthanc's plugin calls back into. Not for users: a shared secret, no session."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+
+from django.conf import settings
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.parsers import JSONParser
+from rest_framework.permissions import BasePermission
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from core.services.audit import audit_record
+from dicom.orthanc_client import ORTHANC_ID_RE
+
+logger = logging.getLogger(__name__)
+
+PLUGIN_SECRET_HEADER = "X-Caravan-Plugin-Secret"
+
+
+class HasPluginSecret(BasePermission):
+    """The request carries ORTHANC_PLUGIN_SECRET in the plugin's header."""
+
+    message = f"A valid {PLUGIN_SECRET_HEADER} header is required."
+
+    def has_permission(self, request, view) -> bool:
+        supplied = request.headers.get(PLUGIN_SECRET_HEADER, "")
+        expected = settings.ORTHANC_PLUGIN_SECRET
+        if not supplied or not expected:
+            return False
+        # Bytes, because compare_digest refuses non-ASCII str and a header may hold anything.
+        return hmac.compare_digest(supplied.encode("utf-8", "replace"), expected.encode("utf-8"))
+
+
+class NudgeSerializer(serializers.Serializer):
+    change = serializers.ChoiceField(choices=["StableStudy"])
+    orthanc_id = serializers.RegexField(ORTHANC_ID_RE, max_length=44)
+    # The /changes sequence number of the StableStudy change; null when the plugin could not
+    # find it (the reconciler does not depend on it).
+    seq = serializers.IntegerField(min_value=0, allow_null=True, required=False, default=None)
+
+
+class OrthancNudgeApi(APIView):
+    """Orthanc reports a stable study. Recorded for now; ingest replaces this with a task."""
+
+    authentication_classes: list = []
+    permission_classes = [HasPluginSecret]
+    parser_classes = [JSONParser]
+
+    @extend_schema(
+        request=NudgeSerializer,
+        responses={
+            202: inline_serializer(
+                "OrthancNudgeAccepted",
+                {"status": serializers.CharField(), "orthanc_id": serializers.CharField()},
+            ),
+            400: OpenApiResponse(description="Malformed body"),
+            403: OpenApiResponse(description="Missing or wrong plugin secret"),
+        },
+    )
+    def post(self, request):
+        serializer = NudgeSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        nudge = serializer.validated_data
+        audit_record(
+            actor=None,
+            action="orthanc.nudge",
+            object_type="orthanc.study",
+            object_id=nudge["orthanc_id"],
+            details={"change": nudge["change"], "seq": nudge["seq"]},
+            request=request,
+        )
+        logger.info("Orthanc nudge %s %s seq %s", nudge["change"], nudge["orthanc_id"], nudge["seq"])
+        return Response(
+            {"status": "accepted", "orthanc_id": nudge["orthanc_id"]}, status=status.HTTP_202_ACCEPTED
+        )
