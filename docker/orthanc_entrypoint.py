@@ -41,27 +41,10 @@ def load_launcher() -> ModuleType:
     return importlib.import_module("dicom.orthanc.launcher")
 
 
-def _value(environ: Mapping[str, str], name: str) -> str | None:
-    file_name = environ.get(f"{name}_FILE")
-    if file_name:
-        try:
-            return Path(file_name).read_text().strip()
-        except OSError as exc:
-            raise ValueError(f"{name}_FILE={file_name}: cannot read ({exc})") from exc
-    return environ.get(name) or None
-
-
-def _int(environ: Mapping[str, str], name: str, default: int, minimum: int, maximum: int) -> int:
-    text = _value(environ, name)
-    if text is None:
-        return default
-    try:
-        number = int(text)
-    except ValueError:
-        raise ValueError(f"{name}={text!r} is not an integer") from None
-    if not minimum <= number <= maximum:
-        raise ValueError(f"{name}={number} is out of range [{minimum}, {maximum}]")
-    return number
+# The launcher's readers, so NAME_FILE secrets and range errors behave the same in both.
+_launcher = load_launcher()
+_value = _launcher.env_value
+_int = _launcher.env_int
 
 
 def postgresql_section(environ: Mapping[str, str]) -> dict[str, object] | None:
@@ -71,7 +54,9 @@ def postgresql_section(environ: Mapping[str, str]) -> dict[str, object] | None:
         return None
     password = _value(environ, "ORTHANC_POSTGRESQL_PASSWORD")
     if not password:
-        raise ValueError("ORTHANC_POSTGRESQL_PASSWORD (or ..._FILE) must be set with ORTHANC_POSTGRESQL_HOST")
+        raise _launcher.LauncherError(
+            "ORTHANC_POSTGRESQL_PASSWORD (or ..._FILE) must be set with ORTHANC_POSTGRESQL_HOST"
+        )
     return {
         "EnableIndex": True,
         # Files stay on the storage volume: DICOM in PostgreSQL would bloat the server the

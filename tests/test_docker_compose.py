@@ -134,7 +134,7 @@ def orthanc_names() -> set[str]:
     names: set[str] = set()
     for module in sorted(LAUNCHER.parent.glob("*.py")):
         source = module.read_text()
-        names |= names_read(source, r"_env_\w+\(\s*env(?:iron)?,\s*\"([A-Z][A-Z0-9_]*)\"")
+        names |= names_read(source, r"\b_?env_\w+\(\s*env(?:iron)?,\s*\"([A-Z][A-Z0-9_]*)\"")
         names |= names_read(source, r"\b(?:env|environ)\.get\(\s*\"([A-Z][A-Z0-9_]*)\"")
     assert {"ORTHANC_URL", "ORTHANC_PASSWORD", "PLATFORM_URL", "CARAVAN_ENV"} <= names
     entrypoint = ORTHANC_ENTRYPOINT.read_text()

@@ -252,7 +252,7 @@ class OrthancConfig:
 # --- environment -----------------------------------------------------------------------------
 
 
-def _env_raw(environ: Mapping[str, str], name: str) -> str | None:
+def env_value(environ: Mapping[str, str], name: str) -> str | None:
     """NAME, or the contents of the file named by NAME_FILE (secrets mounted as files)."""
     file_name = environ.get(f"{name}_FILE")
     if file_name:
@@ -264,18 +264,27 @@ def _env_raw(environ: Mapping[str, str], name: str) -> str | None:
     return value if value else None
 
 
-def _env_int(environ: Mapping[str, str], name: str, default: int) -> int:
-    value = _env_raw(environ, name)
+def env_int(
+    environ: Mapping[str, str],
+    name: str,
+    default: int,
+    minimum: int | None = None,
+    maximum: int | None = None,
+) -> int:
+    value = env_value(environ, name)
     if value is None:
         return default
     try:
-        return int(value)
+        number = int(value)
     except ValueError:
         raise LauncherError(f"{name}={value!r} is not an integer") from None
+    if (minimum is not None and number < minimum) or (maximum is not None and number > maximum):
+        raise LauncherError(f"{name}={number} is out of range [{minimum}, {maximum}]")
+    return number
 
 
 def _env_bool(environ: Mapping[str, str], name: str, default: bool) -> bool:
-    value = _env_raw(environ, name)
+    value = env_value(environ, name)
     if value is None:
         return default
     lowered = value.strip().lower()
@@ -287,7 +296,7 @@ def _env_bool(environ: Mapping[str, str], name: str, default: bool) -> bool:
 
 
 def _env_secret(environ: Mapping[str, str], name: str, dev_default: str, production: bool) -> str:
-    value = _env_raw(environ, name)
+    value = env_value(environ, name)
     if value is None:
         if production:
             raise LauncherError(f"{name} (or {name}_FILE) must be set when CARAVAN_ENV=production")
@@ -309,25 +318,25 @@ def config_from_env(
     """Build the configuration from the same variables as config/settings.py reads."""
     env = os.environ if environ is None else environ
     production = env.get("CARAVAN_ENV", "development") == "production"
-    orthanc_url = _env_raw(env, "ORTHANC_URL") or "http://127.0.0.1:8042"
+    orthanc_url = env_value(env, "ORTHANC_URL") or "http://127.0.0.1:8042"
     url_port = urlsplit(orthanc_url).port or 8042
-    plugins_dir = _env_raw(env, "ORTHANC_PLUGINS_DIR") or PLUGINS_DIR
-    platform_url = _env_raw(env, "PLATFORM_URL") or "http://127.0.0.1:8000"
+    plugins_dir = env_value(env, "ORTHANC_PLUGINS_DIR") or PLUGINS_DIR
+    platform_url = env_value(env, "PLATFORM_URL") or "http://127.0.0.1:8000"
     return OrthancConfig(
-        run_dir=Path(run_dir or _env_raw(env, "ORTHANC_RUN_DIR") or "var/orthanc"),
+        run_dir=Path(run_dir or env_value(env, "ORTHANC_RUN_DIR") or "var/orthanc"),
         username=_env_secret(env, "ORTHANC_USERNAME", DEV_USERNAME, production),
         password=_env_secret(env, "ORTHANC_PASSWORD", DEV_PASSWORD, production),
         plugin_secret=_env_secret(env, "ORTHANC_PLUGIN_SECRET", DEV_PLUGIN_SECRET, production),
-        nudge_url=_env_raw(env, "ORTHANC_NUDGE_URL") or nudge_url_for(platform_url),
-        http_port=http_port or _env_int(env, "ORTHANC_HTTP_PORT", url_port),
-        dicom_port=dicom_port or _env_int(env, "ORTHANC_DICOM_PORT", 4242),
-        aet=_env_raw(env, "ORTHANC_AET") or "CARAVAN",
-        modalities=parse_modalities(_env_raw(env, "ORTHANC_ALLOWED_MODALITIES") or ""),
-        stable_age=_env_int(env, "ORTHANC_STABLE_AGE", 60),
-        name=_env_raw(env, "ORTHANC_NAME") or "caravan",
+        nudge_url=env_value(env, "ORTHANC_NUDGE_URL") or nudge_url_for(platform_url),
+        http_port=http_port or env_int(env, "ORTHANC_HTTP_PORT", url_port),
+        dicom_port=dicom_port or env_int(env, "ORTHANC_DICOM_PORT", 4242),
+        aet=env_value(env, "ORTHANC_AET") or "CARAVAN",
+        modalities=parse_modalities(env_value(env, "ORTHANC_ALLOWED_MODALITIES") or ""),
+        stable_age=env_int(env, "ORTHANC_STABLE_AGE", 60),
+        name=env_value(env, "ORTHANC_NAME") or "caravan",
         remote_access_allowed=_env_bool(env, "ORTHANC_REMOTE_ACCESS_ALLOWED", False),
         verbose=_env_bool(env, "ORTHANC_VERBOSE", False),
-        orthanc_binary=_env_raw(env, "ORTHANC_BINARY") or ORTHANC_BINARY,
+        orthanc_binary=env_value(env, "ORTHANC_BINARY") or ORTHANC_BINARY,
         python_plugin=os.path.join(plugins_dir, PYTHON_PLUGIN_NAME),
         dicomweb_plugin=os.path.join(plugins_dir, DICOMWEB_PLUGIN_NAME),
     )
