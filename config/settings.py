@@ -198,3 +198,10 @@ LOGGING = {
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
 TRUST_X_FORWARDED_FOR = env_bool("TRUST_X_FORWARDED_FOR", False)
+
+# --- DICOM ----------------------------------------------------------------------------------
+# Root of every UID the platform mints (orders' Study Instance UIDs, de-identified copies).
+# The default is pydicom's root for unregistered use; an operator with its own root sets it.
+DICOM_UID_ROOT = env_str("DICOM_UID_ROOT", "1.2.826.0.1.3680043.8.498.")
+if not DICOM_UID_ROOT.endswith(".") or len(DICOM_UID_ROOT) > 40:
+    raise ImproperlyConfigured("DICOM_UID_ROOT must end with '.' and leave room for a suffix (<= 40 chars)")
