@@ -3,9 +3,16 @@
 import os
 
 from celery import Celery
+from celery.signals import worker_ready
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 app = Celery("caravan")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+@worker_ready.connect
+def _reconcile_when_a_worker_starts(sender, **kwargs):
+    # Studies that became stable while no worker ran are picked up now, not at the next beat.
+    sender.app.send_task("dicom.tasks.reconcile_orthanc_changes")

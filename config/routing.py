@@ -3,7 +3,9 @@
 from django.urls import path
 
 from core.consumers import PingConsumer
+from dicom.consumers import UnitQCConsumer
 
 websocket_urlpatterns = [
     path("ws/ping/", PingConsumer.as_asgi()),
+    path("ws/units/<int:unit_id>/qc/", UnitQCConsumer.as_asgi()),
 ]

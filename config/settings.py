@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from django.core.exceptions import ImproperlyConfigured
 
 from config.env import (
@@ -88,6 +90,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # IMMEDIATE takes the write lock at BEGIN, so read-then-append (the audit chain tail)
     # is serialised; a busy timeout makes concurrent writers wait instead of failing.
     DATABASES["default"]["OPTIONS"] = {"transaction_mode": "IMMEDIATE", "timeout": 20}
+    # A file, not Django's shared-cache in-memory default: shared cache has table locks that
+    # ignore the busy timeout, so concurrent-writer tests would fail for the wrong reason. One
+    # file per process, so two test runs on one machine do not share it.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-caravan-{os.getpid()}.sqlite3")}
 else:
     DATABASES["default"]["CONN_MAX_AGE"] = env_int("DB_CONN_MAX_AGE", 60, minimum=0)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
@@ -116,7 +122,15 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-CELERY_BEAT_SCHEDULE: dict = {}
+# The reconciler is the safety net under the Orthanc plugin's nudges: it walks /changes from a
+# stored cursor every few seconds (and once when a worker starts, see config/celery.py).
+RECONCILE_INTERVAL = env_int("RECONCILE_INTERVAL", 5, minimum=1)
+CELERY_BEAT_SCHEDULE: dict = {
+    "reconcile-orthanc-changes": {
+        "task": "dicom.tasks.reconcile_orthanc_changes",
+        "schedule": float(RECONCILE_INTERVAL),
+    },
+}
 
 # --- Orthanc --------------------------------------------------------------------------------
 ORTHANC_URL = env_url_or_default("ORTHANC_URL", "http://127.0.0.1:8042", schemes=("http", "https"))

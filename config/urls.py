@@ -8,5 +8,6 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/dicom/", include("dicom.api.urls")),
     path("api/", include("core.api.urls")),
+    path("", include("dicom.web.urls")),
     path("", include("core.urls")),
 ]

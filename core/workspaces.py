@@ -65,6 +65,7 @@ WORKSPACES: tuple[Workspace, ...] = (
         title="Hospital portal",
         description="Request visits, book exams, follow studies and read reports.",
         coming="service requests, exam booking, study tracking and reports.",
+        links=(("Book and track exams", "/workspace/hospital/orders/"),),
     ),
     Workspace(
         role=Role.QC_OFFICER,

@@ -144,6 +144,41 @@ class OrthancClient:
     def study_instances(self, orthanc_id: str) -> list[dict[str, Any]]:
         return self.get_json(f"studies/{check_orthanc_id(orthanc_id)}/instances")
 
+    def study_series(self, orthanc_id: str) -> list[dict[str, Any]]:
+        """Every series of the study, expanded (MainDicomTags, Instances, LastUpdate...)."""
+        return self.get_json(f"studies/{check_orthanc_id(orthanc_id)}/series")
+
+    def metadata(self, level: str, orthanc_id: str, name: str) -> str | None:
+        """One metadata item (e.g. an instance's RemoteAET), or None when Orthanc has none."""
+        if level not in {"patients", "studies", "series", "instances"}:
+            raise OrthancError(f"{level!r} is not a resource level")
+        if not re.fullmatch(r"[A-Za-z0-9]+", name):
+            raise OrthancError(f"{name!r} is not a metadata name")
+        try:
+            return self.request("GET", f"{level}/{check_orthanc_id(orthanc_id)}/metadata/{name}").text
+        except OrthancError as exc:
+            if exc.status_code == 404:
+                return None
+            raise
+
+    def instances_tags(self, level: str, orthanc_id: str, simplify: bool = True) -> dict[str, dict[str, Any]]:
+        """Tags of every instance under a patient/study/series in one call, keyed by instance id.
+
+        Orthanc (since 2014; verified on 1.10.1) answers ``{instance id: tags}``, sequences nested in
+        full; values longer than Orthanc's 256-character limit and binary values come back null.
+        """
+        if level not in {"patients", "studies", "series"}:
+            raise OrthancError(f"instances_tags: level {level!r} is not patients, studies or series")
+        path = f"{level}/{check_orthanc_id(orthanc_id)}/instances-tags"
+        answer = self.get_json(path, params={"simplify": ""} if simplify else None)
+        if not isinstance(answer, dict):
+            raise OrthancError(
+                f"Orthanc GET /{path} answered {type(answer).__name__}, not an object",
+                method="GET",
+                path=path,
+            )
+        return answer
+
     def lookup(self, uid: str) -> list[dict[str, Any]]:
         """Resources whose DICOM UID (or patient ID / accession) equals ``uid``."""
         response = self.request(

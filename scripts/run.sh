@@ -11,9 +11,9 @@ export PLATFORM_URL="${PLATFORM_URL:-http://$HOST:$PORT}"
 # production lists each van's AE title and address.
 export ORTHANC_ALLOWED_MODALITIES="${ORTHANC_ALLOWED_MODALITIES:-CARAVAN_CT01@127.0.0.1:11112,CARAVAN_CT02@127.0.0.1:11113,CARAVAN_MR01@127.0.0.1:11114,CARAVAN_DX01@127.0.0.1:11115}"
 
-worker_pid=""
+pids=()
 cleanup() {
-  [ -n "$worker_pid" ] && kill "$worker_pid" 2>/dev/null || true
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   $PY manage.py orthanc --stop >/dev/null 2>&1 || true
 }
 trap cleanup EXIT INT TERM
@@ -21,10 +21,15 @@ trap cleanup EXIT INT TERM
 $PY manage.py orthanc
 if [ -n "${REDIS_URL:-}" ]; then
   .venv/bin/celery -A config worker --loglevel=INFO --concurrency=2 >var/celery-worker.log 2>&1 &
-  worker_pid=$!
-  echo "Celery worker started (log: var/celery-worker.log)"
+  pids+=($!)
+  .venv/bin/celery -A config beat --loglevel=INFO -s var/celerybeat-schedule >var/celery-beat.log 2>&1 &
+  pids+=($!)
+  echo "Celery worker and beat started (logs: var/celery-worker.log, var/celery-beat.log)"
 else
   echo "No REDIS_URL: in-memory channel layer, Celery tasks run eagerly in the web process"
+  # Without beat, the reconciler (the safety net under Orthanc's nudges) runs as a loop.
+  $PY manage.py reconcile --loop 5 >var/reconcile.log 2>&1 &
+  pids+=($!)
 fi
 
 orthanc_url=$($PY -c "import django,os;os.environ.setdefault('DJANGO_SETTINGS_MODULE','config.settings');django.setup();from django.conf import settings;print(settings.ORTHANC_URL)")

@@ -2,8 +2,9 @@
 
 ``orthanc_server`` (session): Orthanc from the Debian packages, configured by
 dicom/orthanc/launcher.py exactly as in production (auth on, AE whitelist, Python and
-DICOMweb plugins), with a short StableAge. Its plugin's nudges go to ``.nudges``, a stdlib HTTP
-recorder that can also forward them to a live Django server (``nudges.forward_to``).
+DICOMweb plugins), with a short StableAge. Its plugin's nudges and worklist requests go to
+``.nudges``, a stdlib HTTP recorder that can also forward them to a live Django server
+(``nudges.forward_to``).
 
 ``orthanc`` (function): the same server with Django settings pointed at it and every stored
 patient deleted first, so each test starts from an empty Orthanc.
@@ -31,6 +32,7 @@ from typing import Any
 import pytest
 
 from dicom.orthanc import launcher
+from dicom.orthanc.orthanc_config import worklist_url_for
 from dicom.orthanc_client import OrthancClient
 
 STABLE_AGE = 2
@@ -40,6 +42,8 @@ ORTHANC_AET = "CARAVAN_TEST"
 SCU_AET = "VAN01"
 SCU_AET_OTHER_HOST = "VAN02"
 OTHER_HOST = "127.0.0.2"
+# A second van calling from loopback, for tests that need two units' worklists side by side.
+SCU_AET_SECOND = "VAN_MR1"
 
 
 def free_ports(count: int) -> list[int]:
@@ -66,13 +70,17 @@ class Nudge:
 
 
 class NudgeRecorder:
-    """Stands in for the platform at the plugin's nudge URL: records, optionally forwards."""
+    """Stands in for the platform at the plugin's nudge and worklist URLs: records, optionally
+    forwards. POSTs (nudges) land in ``nudges``, GETs (worklist queries) in ``worklist_requests``."""
 
     def __init__(self, port: int) -> None:
         self.nudges: list[Nudge] = []
+        self.worklist_requests: list[Nudge] = []
         self.forward_to: str | None = None
-        # Answer every nudge with this status instead (to test how the plugin copes).
+        # Answer every request with this status instead (to test how the plugin copes).
         self.fail_with: int | None = None
+        # What a worklist GET gets when it is neither failed nor forwarded.
+        self.worklist_reply: bytes = b'{"items": []}'
         self._cond = threading.Condition()
         recorder = self
 
@@ -95,6 +103,23 @@ class NudgeRecorder:
                 self.end_headers()
                 self.wfile.write(reply)
 
+            def do_GET(self) -> None:
+                request = Nudge(self.path, dict(self.headers.items()), b"")
+                status, reply = 200, recorder.worklist_reply
+                if recorder.fail_with:
+                    status, reply = recorder.fail_with, b'{"detail": "failing on purpose"}'
+                elif recorder.forward_to:
+                    status, reply = recorder._forward(request, method="GET")
+                    request.forwarded_status = status
+                with recorder._cond:
+                    recorder.worklist_requests.append(request)
+                    recorder._cond.notify_all()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(reply)))
+                self.end_headers()
+                self.wfile.write(reply)
+
             def log_message(self, format: str, *args: Any) -> None:
                 pass  # keep pytest output clean
 
@@ -107,12 +132,17 @@ class NudgeRecorder:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server.server_port}"
 
-    def _forward(self, nudge: Nudge) -> tuple[int, bytes]:
+    def _forward(self, nudge: Nudge, method: str = "POST") -> tuple[int, bytes]:
         headers = {
-            k: v for k, v in nudge.headers.items() if k.lower() in {"content-type", "x-caravan-plugin-secret"}
+            k: v
+            for k, v in nudge.headers.items()
+            if k.lower() in {"content-type", "accept", "x-caravan-plugin-secret"}
         }
         request = urllib.request.Request(
-            self.forward_to.rstrip("/") + nudge.path, data=nudge.body, headers=headers, method="POST"
+            self.forward_to.rstrip("/") + nudge.path,
+            data=nudge.body if method == "POST" else None,
+            headers=headers,
+            method=method,
         )
         opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
         try:
@@ -124,8 +154,10 @@ class NudgeRecorder:
     def clear(self) -> None:
         with self._cond:
             self.nudges.clear()
+            self.worklist_requests.clear()
         self.forward_to = None
         self.fail_with = None
+        self.worklist_reply = b'{"items": []}'
 
     def wait_for(self, predicate: Callable[[Nudge], bool], timeout: float) -> Nudge:
         deadline = time.monotonic() + timeout
@@ -176,6 +208,7 @@ class OrthancServer:
     nudges: NudgeRecorder
     scu_aet: str = SCU_AET
     scu_aet_other_host: str = SCU_AET_OTHER_HOST
+    scu_aet_second: str = SCU_AET_SECOND
     other_host: str = OTHER_HOST
     modalities: tuple[launcher.Modality, ...] = field(default_factory=tuple)
 
@@ -214,6 +247,7 @@ def orthanc_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Orthanc
     modalities = (
         launcher.Modality(SCU_AET, "127.0.0.1", 11112),
         launcher.Modality(SCU_AET_OTHER_HOST, OTHER_HOST, 11112),
+        launcher.Modality(SCU_AET_SECOND, "127.0.0.1", 11113),
     )
     config = launcher.OrthancConfig(
         run_dir=run_dir,
@@ -221,6 +255,7 @@ def orthanc_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Orthanc
         password=secrets.token_urlsafe(18),
         plugin_secret=secrets.token_urlsafe(24),
         nudge_url=launcher.nudge_url_for(recorder.url),
+        worklist_url=worklist_url_for(recorder.url),
         http_port=http_port,
         dicom_port=dicom_port,
         aet=ORTHANC_AET,

@@ -1,7 +1,25 @@
 from django.urls import path
 
+from dicom.api.reconciliation import ReconciliationLinkApi, ReconciliationQueueApi
 from dicom.api.views import OrthancNudgeApi
 
 urlpatterns = [
     path("orthanc/nudge/", OrthancNudgeApi.as_view(), name="dicom-orthanc-nudge"),
+    path("reconciliation/", ReconciliationQueueApi.as_view(), name="dicom-reconciliation"),
+    path(
+        "reconciliation/<int:study_id>/link/",
+        ReconciliationLinkApi.as_view(),
+        name="dicom-reconciliation-link",
+    ),
+]
+
+# Orders (booked exams) and the Modality Worklist the Orthanc plugin serves from them.
+from dicom.api.orders import OrderCancelApi, OrderDetailApi, OrderListCreateApi  # noqa: E402
+from dicom.api.worklist import OrthancWorklistApi  # noqa: E402
+
+urlpatterns += [
+    path("orders/", OrderListCreateApi.as_view(), name="dicom-orders"),
+    path("orders/<int:pk>/", OrderDetailApi.as_view(), name="dicom-order"),
+    path("orders/<int:pk>/cancel/", OrderCancelApi.as_view(), name="dicom-order-cancel"),
+    path("orthanc/worklist/", OrthancWorklistApi.as_view(), name="dicom-orthanc-worklist"),
 ]

@@ -13,8 +13,9 @@ from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core.services.audit import audit_record
+from core.on_commit import on_commit
 from dicom.orthanc_client import ORTHANC_ID_RE
+from dicom.tasks import ingest_study_task
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +45,7 @@ class NudgeSerializer(serializers.Serializer):
 
 
 class OrthancNudgeApi(APIView):
-    """Orthanc reports a stable study. Recorded for now; ingest replaces this with a task."""
+    """Orthanc reports a stable study: schedule its ingest (after commit)."""
 
     authentication_classes: list = []
     permission_classes = [HasPluginSecret]
@@ -65,15 +66,11 @@ class OrthancNudgeApi(APIView):
         serializer = NudgeSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         nudge = serializer.validated_data
-        audit_record(
-            actor=None,
-            action="orthanc.nudge",
-            object_type="orthanc.study",
-            object_id=nudge["orthanc_id"],
-            details={"change": nudge["change"], "seq": nudge["seq"]},
-            request=request,
-        )
-        logger.info("Orthanc nudge %s %s seq %s", nudge["change"], nudge["orthanc_id"], nudge["seq"])
+        # The task does the work (and the audit of what it ingests); the nudge only schedules it.
+        # Lost here or later, the reconciler over /changes still finds the study.
+        orthanc_id, seq = nudge["orthanc_id"], nudge["seq"]
+        on_commit(lambda: ingest_study_task.delay(orthanc_id, seq))
+        logger.info("Orthanc nudge %s %s seq %s", nudge["change"], orthanc_id, seq)
         return Response(
             {"status": "accepted", "orthanc_id": nudge["orthanc_id"]}, status=status.HTTP_202_ACCEPTED
         )

@@ -20,6 +20,7 @@ PYTHON_PLUGIN_NAME = "libOrthancPython.so"
 DICOMWEB_PLUGIN_NAME = "libOrthancDicomWeb.so"
 PLUGIN_SCRIPT = str(Path(__file__).resolve().with_name("plugin.py"))
 NUDGE_PATH = "/api/dicom/orthanc/nudge/"
+WORKLIST_PATH = "/api/dicom/orthanc/worklist/"
 DICOMWEB_ROOT = "/dicom-web/"
 
 CONFIG_NAME = "orthanc.json"
@@ -125,6 +126,11 @@ class OrthancConfig:
     # Only for container networks, where the platform is not on loopback; auth stays on.
     remote_access_allowed: bool = False
     nudge_timeout: float = 3.0
+    # Where the plugin fetches Modality Worklist items. Empty: not rendered, and the plugin
+    # derives it from the nudge URL (same platform, WORKLIST_PATH).
+    worklist_url: str = ""
+    # A scanner waits for the C-FIND answer: keep this well under its DIMSE timeout.
+    worklist_timeout: float = 5.0
     verbose: bool = False
     orthanc_binary: str = ORTHANC_BINARY
     python_plugin: str = os.path.join(PLUGINS_DIR, PYTHON_PLUGIN_NAME)
@@ -145,6 +151,10 @@ class OrthancConfig:
             raise LauncherError(f"plugin secret must be at least {MIN_SECRET_LENGTH} characters")
         if urlsplit(self.nudge_url).scheme not in {"http", "https"}:
             raise LauncherError(f"nudge URL {self.nudge_url!r} must be http:// or https://")
+        if self.worklist_url and urlsplit(self.worklist_url).scheme not in {"http", "https"}:
+            raise LauncherError(f"worklist URL {self.worklist_url!r} must be http:// or https://")
+        if not 0 < self.worklist_timeout <= 60:
+            raise LauncherError("worklist timeout must be within (0, 60] seconds")
         _check_port(self.http_port, "HTTP port")
         _check_port(self.dicom_port, "DICOM port")
         if self.http_port == self.dicom_port:
@@ -179,6 +189,18 @@ class OrthancConfig:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.http_port}"
+
+    def caravan_section(self) -> dict[str, object]:
+        """The "Caravan" section, read by plugin.py through ``orthanc.GetConfiguration()``."""
+        section: dict[str, object] = {
+            "NudgeUrl": self.nudge_url,
+            "PluginSecret": self.plugin_secret,
+            "NudgeTimeout": self.nudge_timeout,
+        }
+        if self.worklist_url:
+            section["WorklistUrl"] = self.worklist_url
+            section["WorklistTimeout"] = self.worklist_timeout
+        return section
 
     def to_orthanc(self) -> dict[str, object]:
         """The Orthanc configuration document (keys as in Orthanc 1.10's Configuration.json)."""
@@ -238,12 +260,7 @@ class OrthancConfig:
                 "EnableWado": False,
                 "Ssl": False,
             },
-            # Read by plugin.py through orthanc.GetConfiguration().
-            "Caravan": {
-                "NudgeUrl": self.nudge_url,
-                "PluginSecret": self.plugin_secret,
-                "NudgeTimeout": self.nudge_timeout,
-            },
+            "Caravan": self.caravan_section(),
         }
         document.update(self.extra)
         return document
@@ -308,6 +325,10 @@ def nudge_url_for(platform_url: str) -> str:
     return platform_url.rstrip("/") + NUDGE_PATH
 
 
+def worklist_url_for(platform_url: str) -> str:
+    return platform_url.rstrip("/") + WORKLIST_PATH
+
+
 def config_from_env(
     environ: Mapping[str, str] | None = None,
     *,
@@ -328,6 +349,7 @@ def config_from_env(
         password=_env_secret(env, "ORTHANC_PASSWORD", DEV_PASSWORD, production),
         plugin_secret=_env_secret(env, "ORTHANC_PLUGIN_SECRET", DEV_PLUGIN_SECRET, production),
         nudge_url=env_value(env, "ORTHANC_NUDGE_URL") or nudge_url_for(platform_url),
+        worklist_url=env_value(env, "ORTHANC_WORKLIST_URL") or worklist_url_for(platform_url),
         http_port=http_port or env_int(env, "ORTHANC_HTTP_PORT", url_port),
         dicom_port=dicom_port or env_int(env, "ORTHANC_DICOM_PORT", 4242),
         aet=env_value(env, "ORTHANC_AET") or "CARAVAN",

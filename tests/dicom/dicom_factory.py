@@ -3,13 +3,13 @@
 ``ct_instance()`` builds one CT Image Storage instance with file meta and real 16-bit pixel
 data; ``ct_series()`` builds several slices of one series; ``to_bytes()`` gives the Part 10
 file. All identifiers are synthetic. ``storage_scu()`` and ``associate()`` open real DICOM
-associations with pynetdicom, TCP_NODELAY on.
+associations with pynetdicom, TCP_NODELAY on (the handler lives in dicom.synth). For bigger,
+realistic studies (numpy phantoms, dose SR, QC defects) use ``dicom.synth``.
 """
 
 from __future__ import annotations
 
 import io
-import socket
 import struct
 from collections.abc import Iterator
 from datetime import datetime
@@ -22,9 +22,11 @@ from pydicom.uid import (
     ImplicitVRLittleEndian,
     generate_uid,
 )
-from pynetdicom import AE, evt
+from pynetdicom import AE
 from pynetdicom.association import Association
 from pynetdicom.sop_class import Verification
+
+from dicom.synth import NODELAY_HANDLERS, set_tcp_nodelay  # noqa: F401  (re-exported for tests)
 
 # Made-up but well-formed demographics; tests assert they never reach a log.
 PATIENT_NAME = "CARAVAN^TESTPATIENT"
@@ -129,15 +131,6 @@ def iter_bytes(datasets: list[Dataset]) -> Iterator[bytes]:
 
 
 # --- DICOM associations ---------------------------------------------------------------------
-
-
-def set_tcp_nodelay(event: evt.Event) -> None:
-    # pynetdicom 3.0 has no _config switch for TCP_NODELAY, but EVT_CONN_OPEN fires after
-    # connect() and before the A-ASSOCIATE-RQ is written, so every PDU goes out unbatched.
-    event.assoc.dul.socket.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-
-NODELAY_HANDLERS = [(evt.EVT_CONN_OPEN, set_tcp_nodelay)]
 
 
 def storage_scu(calling_aet: str, timeout: float = 10) -> AE:

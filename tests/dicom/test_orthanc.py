@@ -25,6 +25,7 @@ from django.urls import reverse
 from core.health import check_orthanc
 from core.models import AuditEntry
 from dicom.api.views import PLUGIN_SECRET_HEADER
+from dicom.models import Study
 from dicom.orthanc import launcher
 from dicom.orthanc_client import OrthancClient, OrthancError, orthanc_client_from_settings
 from tests.dicom.dicom_factory import (
@@ -243,7 +244,9 @@ def test_c_store_from_whitelisted_ae(orthanc):
 def test_unknown_calling_ae_is_refused(orthanc):
     assoc = associate(orthanc.dicom_port, calling_aet="ROGUE_VAN", called_aet=orthanc.aet)
     assert not assoc.is_established
-    assert assoc.is_rejected
+    # pynetdicom sometimes closes the socket before reading the A-ASSOCIATE-RJ and reports an
+    # abort; Orthanc's log line below is the proof of the rejection and its reason.
+    assert assoc.is_rejected or assoc.is_aborted
     _wait_log(orthanc, "Rejected association for remote AET ROGUE_VAN")
     assert orthanc.client.statistics()["CountInstances"] == 0
 
@@ -252,7 +255,9 @@ def test_unknown_calling_ae_is_refused(orthanc):
 def test_wrong_called_ae_is_refused(orthanc):
     assoc = associate(orthanc.dicom_port, calling_aet=orthanc.scu_aet, called_aet="SOMEONE_ELSE")
     assert not assoc.is_established
-    assert assoc.is_rejected
+    # pynetdicom sometimes closes the socket before reading the A-ASSOCIATE-RJ and reports an
+    # abort; Orthanc's log line below is the proof of the rejection and its reason.
+    assert assoc.is_rejected or assoc.is_aborted
     _wait_log(orthanc, "bad called AET in the request (SOMEONE_ELSE)")
 
 
@@ -261,7 +266,9 @@ def test_whitelisted_ae_only_from_its_registered_host(orthanc):
     # VAN02 is registered at 127.0.0.2; the same title from 127.0.0.1 is an impostor.
     impostor = associate(orthanc.dicom_port, calling_aet=orthanc.scu_aet_other_host, called_aet=orthanc.aet)
     assert not impostor.is_established
-    assert impostor.is_rejected
+    # pynetdicom sometimes closes the socket before reading the A-ASSOCIATE-RJ and reports an
+    # abort; Orthanc's log line below is the proof of the rejection and its reason.
+    assert impostor.is_rejected or impostor.is_aborted
     _wait_log(orthanc, f"Rejected association for remote AET {orthanc.scu_aet_other_host} on IP 127.0.0.1")
 
     genuine = associate(
@@ -337,8 +344,10 @@ def test_plugin_nudge_reaches_django_endpoint(orthanc, live_server):
     nudge = orthanc.nudges.wait_for_study(study_id, timeout=orthanc.stable_age + 15)
 
     assert nudge.forwarded_status == 202
-    entries = list(AuditEntry.objects.filter(action="orthanc.nudge"))
-    assert [(e.object_type, e.object_id, e.actor_id) for e in entries] == [("orthanc.study", study_id, None)]
+    # The endpoint scheduled the ingest, which mirrored the study (no order: reconciliation queue).
+    study = Study.objects.get(orthanc_id=study_id)
+    assert (study.ingest_status, study.number_of_instances) == ("unmatched", 1)
+    assert AuditEntry.objects.filter(action="study.ingest", object_id=str(study.pk)).count() == 1
 
 
 # --- the nudge endpoint --------------------------------------------------------------------------
@@ -359,19 +368,18 @@ def _post(client, body, secret=SECRET, content_type="application/json"):
 
 
 @pytest.mark.django_db
-def test_nudge_endpoint_records(client, plugin_secret):
+def test_nudge_endpoint_schedules_one_ingest_after_commit(
+    client, plugin_secret, django_capture_on_commit_callbacks
+):
     assert reverse("dicom-orthanc-nudge") == NUDGE_URL == launcher.NUDGE_PATH
 
-    response = _post(client, {"change": "StableStudy", "orthanc_id": STUDY_ID, "seq": 42})
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        response = _post(client, {"change": "StableStudy", "orthanc_id": STUDY_ID, "seq": 42})
 
     assert response.status_code == 202
     assert response.json() == {"status": "accepted", "orthanc_id": STUDY_ID}
-    entry = AuditEntry.objects.get()
-    assert (entry.action, entry.object_type, entry.object_id) == ("orthanc.nudge", "orthanc.study", STUDY_ID)
-    assert entry.actor is None
-    assert entry.source_ip == "127.0.0.1"
-    details = entry.details if isinstance(entry.details, dict) else json.loads(entry.details)
-    assert details == {"change": "StableStudy", "seq": 42}
+    assert len(callbacks) == 1  # the ingest task, sent only once the request's transaction commits
+    assert Study.objects.count() == 0
 
 
 @pytest.mark.django_db

@@ -1,0 +1,88 @@
+"""The reconciliation queue: studies that matched no order, resolved by a QC officer."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers
+from rest_framework.pagination import PageNumberPagination
+from rest_framework.permissions import BasePermission
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from core.access import get_for_user
+from core.exceptions import NotFound
+from core.services import audit_record
+from dicom.models import Order, Study
+from dicom.services.ingest import study_link_order
+from dicom.study_selectors import reconciliation_queue
+
+
+class IsQCStaff(BasePermission):
+    message = "The reconciliation queue is for QC officers and admins."
+
+    def has_permission(self, request, view) -> bool:
+        return bool(request.user.is_authenticated and request.user.has_role("qc_officer", "admin"))
+
+
+class QueuedStudySerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Study
+        fields = [
+            "id",
+            "orthanc_id",
+            "study_instance_uid",
+            "accession_number",
+            "patient_id",
+            "patient_name",
+            "patient_birth_date",
+            "study_date",
+            "modalities",
+            "body_part",
+            "source_aet",
+            "number_of_series",
+            "number_of_instances",
+            "ingested_at",
+            "qc_outcome",
+        ]
+
+
+class LinkOrderSerializer(serializers.Serializer):
+    order = serializers.IntegerField(min_value=1)
+
+
+class ReconciliationQueueApi(APIView):
+    """Unmatched studies, oldest first."""
+
+    permission_classes = [IsQCStaff]
+
+    @extend_schema(responses=QueuedStudySerializer(many=True))
+    def get(self, request):
+        paginator = PageNumberPagination()
+        page = paginator.paginate_queryset(reconciliation_queue(request.user), request, view=self)
+        if page:
+            audit_record(
+                actor=request.user,
+                action="reconciliation.list",
+                object_type="dicom.study",
+                patient_data=True,
+                details={"studies": [s.pk for s in page]},
+                request=request,
+            )
+        return paginator.get_paginated_response(QueuedStudySerializer(page, many=True).data)
+
+
+class ReconciliationLinkApi(APIView):
+    """Link an unmatched study to the order it fulfils (audited; QC then runs again)."""
+
+    permission_classes = [IsQCStaff]
+
+    @extend_schema(request=LinkOrderSerializer, responses=QueuedStudySerializer)
+    def post(self, request, study_id: int):
+        body = LinkOrderSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        study = reconciliation_queue(request.user).filter(pk=study_id).first()
+        if study is None:
+            raise NotFound("No study with this id is waiting in the reconciliation queue")
+        order = get_for_user(request.user, Order.objects.all(), pk=body.validated_data["order"])
+        linked = study_link_order(actor=request.user, study=study, order=order, request=request)
+        return Response(QueuedStudySerializer(linked).data)

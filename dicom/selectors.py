@@ -1,0 +1,98 @@
+"""Reads of orders, and the access functions that record who saw which patient's order."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from core.access import get_for_user, scope_for_user
+from core.exceptions import InvalidInput
+from core.services import audit_record
+from dicom.choices import OrderStatus
+from dicom.models import Order
+
+# Orders the scanner should still offer: booked, or started but not yet acquired (a rescan).
+WORKLIST_STATUSES = (OrderStatus.SCHEDULED, OrderStatus.IN_PROGRESS)
+# The widest date range one worklist query may cover.
+WORKLIST_MAX_DAYS = 31
+
+
+def _orders() -> QuerySet[Order]:
+    return Order.objects.select_related("hospital", "unit", "created_by")
+
+
+def order_list_for_user(user, *, date: dt.date | None = None, status: str | None = None) -> QuerySet[Order]:
+    """Orders the user may see (their hospital's; operator staff: all), optionally filtered.
+
+    Lazy and unaudited: whoever shows the rows records that with ``order_list_audit``.
+    """
+    orders = scope_for_user(user, _orders())
+    if date is not None:
+        orders = orders.filter(scheduled_date=date)
+    if status:
+        if status not in OrderStatus.values:
+            raise InvalidInput(
+                f"Unknown status {status!r}; valid: {', '.join(OrderStatus.values)}", code="invalid_status"
+            )
+        orders = orders.filter(status=status)
+    return orders.order_by("-scheduled_date", "-id")
+
+
+def order_list_audit(user, orders: Sequence[Order], *, request: HttpRequest | None = None) -> None:
+    """Record that ``user`` was shown these orders (one entry per page, whatever its size)."""
+    if not orders:
+        return
+    audit_record(
+        actor=user,
+        action="order.list",
+        object_type=Order._meta.label_lower,
+        patient_data=True,
+        details={"orders": [order.pk for order in orders]},
+        request=request,
+    )
+
+
+def order_get_for_user(user, pk: int, *, request: HttpRequest | None = None) -> Order:
+    """The order with ``pk`` if the user may see it (else ``NotFound``), audited as a view."""
+    order = get_for_user(user, _orders(), pk=pk)
+    audit_record(
+        actor=user,
+        action="order.view",
+        obj=order,
+        patient_data=True,
+        patient_id=order.patient_id,
+        request=request,
+    )
+    return order
+
+
+def order_get_for_write(user, pk: int) -> Order:
+    """The order with ``pk`` if the user may see it (else ``NotFound``), for a service to act on.
+
+    Not audited here: the service's own entry records the access along with the change.
+    """
+    return get_for_user(user, _orders(), pk=pk)
+
+
+def worklist_for_aet(aet: str, date: dt.date, *, until: dt.date | None = None) -> list[Order]:
+    """Orders still to be scanned by the unit with AE title ``aet``, on ``date`` (to ``until``).
+
+    An unknown AE title has an empty worklist.
+    """
+    until = until or date
+    if until < date:
+        raise InvalidInput("The worklist range ends before it starts", code="invalid_range")
+    if (until - date).days >= WORKLIST_MAX_DAYS:
+        raise InvalidInput(f"A worklist covers at most {WORKLIST_MAX_DAYS} days", code="invalid_range")
+    return list(
+        Order.objects.select_related("unit", "hospital")
+        .filter(
+            unit__ae_title=aet,
+            scheduled_date__range=(date, until),
+            status__in=WORKLIST_STATUSES,
+        )
+        .order_by("scheduled_date", "id")
+    )
