@@ -15,10 +15,12 @@ from dicom.orthanc_client import OrthancError
     max_retries=8,
     acks_late=True,
 )
-def ingest_study_task(self, orthanc_id: str, stable_seq: int | None = None) -> int | None:
+def ingest_study_task(
+    self, orthanc_id: str, stable_seq: int | None = None, stable_at: float | None = None
+) -> int | None:
     from dicom.services.ingest import study_ingest
 
-    outcome = study_ingest(orthanc_id=orthanc_id, stable_seq=stable_seq, source="nudge")
+    outcome = study_ingest(orthanc_id=orthanc_id, stable_seq=stable_seq, stable_at=stable_at, source="nudge")
     return outcome.study.pk if outcome.study else None
 
 

@@ -42,6 +42,8 @@ class NudgeSerializer(serializers.Serializer):
     # The /changes sequence number of the StableStudy change; null when the plugin could not
     # find it (the reconciler does not depend on it).
     seq = serializers.IntegerField(min_value=0, allow_null=True, required=False, default=None)
+    # Unix time at which Orthanc declared the study stable (same host clock as the platform).
+    stable_at = serializers.FloatField(min_value=0, allow_null=True, required=False, default=None)
 
 
 class OrthancNudgeApi(APIView):
@@ -68,8 +70,8 @@ class OrthancNudgeApi(APIView):
         nudge = serializer.validated_data
         # The task does the work (and the audit of what it ingests); the nudge only schedules it.
         # Lost here or later, the reconciler over /changes still finds the study.
-        orthanc_id, seq = nudge["orthanc_id"], nudge["seq"]
-        on_commit(lambda: ingest_study_task.delay(orthanc_id, seq))
+        orthanc_id, seq, stable_at = nudge["orthanc_id"], nudge["seq"], nudge["stable_at"]
+        on_commit(lambda: ingest_study_task.delay(orthanc_id, seq, stable_at))
         logger.info("Orthanc nudge %s %s seq %s", nudge["change"], orthanc_id, seq)
         return Response(
             {"status": "accepted", "orthanc_id": nudge["orthanc_id"]}, status=status.HTTP_202_ACCEPTED

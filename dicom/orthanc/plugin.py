@@ -83,7 +83,7 @@ class Nudger(threading.Thread):
                 if item == "start":
                     self.cursor = self._last_seq()
                 else:
-                    self._nudge(item)
+                    self._nudge(*item)
             except Exception as exc:  # one bad item must not kill the thread
                 _log(orthanc.LogError, f"{type(exc).__name__} while handling {item!r}: {exc}")
 
@@ -110,9 +110,11 @@ class Nudger(threading.Thread):
                 return None
             since = int(page["Last"])
 
-    def _nudge(self, orthanc_id: str) -> None:
+    def _nudge(self, orthanc_id: str, stable_at: float) -> None:
         seq = self._find_seq(orthanc_id)
-        body = json.dumps({"change": "StableStudy", "orthanc_id": orthanc_id, "seq": seq}).encode()
+        body = json.dumps(
+            {"change": "StableStudy", "orthanc_id": orthanc_id, "seq": seq, "stable_at": stable_at}
+        ).encode()
         request = urllib.request.Request(
             self.url,
             data=body,
@@ -267,7 +269,9 @@ def on_change(change_type, level, resource_id) -> None:
     if _nudger is None:
         return
     if change_type == orthanc.ChangeType.STABLE_STUDY:
-        _nudger.submit(resource_id)
+        # The moment Orthanc declared the study stable: the platform measures its ingest
+        # latency (STABLE -> routable) from here, not from when the nudge arrived.
+        _nudger.submit((resource_id, time.time()))
     elif change_type == orthanc.ChangeType.ORTHANC_STARTED:
         _nudger.submit("start")
     elif change_type == orthanc.ChangeType.ORTHANC_STOPPED:

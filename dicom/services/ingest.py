@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import date, datetime, time
+from datetime import UTC, date, datetime, time
 from typing import Any
 
 from django.core.cache import cache
@@ -171,8 +171,14 @@ class IngestOutcome:
     changed: bool = False  # new instances since the last pass (QC must run again)
 
 
-def study_ingest(*, orthanc_id: str, stable_seq: int | None = None, source: str = "nudge") -> IngestOutcome:
-    """Mirror one stable study; then (after commit) run QC when it is new or changed."""
+def study_ingest(
+    *, orthanc_id: str, stable_seq: int | None = None, stable_at: float | None = None, source: str = "nudge"
+) -> IngestOutcome:
+    """Mirror one stable study; then (after commit) run QC when it is new or changed.
+
+    ``stable_at`` is when Orthanc declared the study stable (the plugin's timestamp); the
+    reconciler does not know it and the ingest time stands in.
+    """
     client = orthanc_client_from_settings()
     info = read_orthanc_study(client, orthanc_id)
     if info is None:
@@ -184,7 +190,8 @@ def study_ingest(*, orthanc_id: str, stable_seq: int | None = None, source: str 
     if info.anonymized_from:
         logger.info("ingest: Orthanc study %s is a de-identified export; not a clinical study", orthanc_id)
         return IngestOutcome(study=None)
-    outcome = _store(info, stable_seq=stable_seq, source=source)
+    stable_time = datetime.fromtimestamp(stable_at, tz=UTC) if stable_at else None
+    outcome = _store(info, stable_seq=stable_seq, stable_at=stable_time, source=source)
     if outcome.study is not None and (outcome.created or outcome.changed):
         from dicom.tasks import study_qc_task
 
@@ -193,11 +200,13 @@ def study_ingest(*, orthanc_id: str, stable_seq: int | None = None, source: str 
     return outcome
 
 
-def _store(info: OrthancStudy, *, stable_seq: int | None, source: str) -> IngestOutcome:
+def _store(
+    info: OrthancStudy, *, stable_seq: int | None, stable_at: datetime | None, source: str
+) -> IngestOutcome:
     for _attempt in range(3):
         try:
             with transaction.atomic():
-                return _store_locked(info, stable_seq=stable_seq, source=source)
+                return _store_locked(info, stable_seq=stable_seq, stable_at=stable_at, source=source)
         except IntegrityError:
             # Another worker (nudge vs reconciler) inserted the same study first: take the
             # update path against its row.
@@ -205,10 +214,12 @@ def _store(info: OrthancStudy, *, stable_seq: int | None, source: str) -> Ingest
     raise Conflict(f"study {info.orthanc_id} could not be stored after concurrent inserts")
 
 
-def _store_locked(info: OrthancStudy, *, stable_seq: int | None, source: str) -> IngestOutcome:
+def _store_locked(
+    info: OrthancStudy, *, stable_seq: int | None, stable_at: datetime | None, source: str
+) -> IngestOutcome:
     study = Study.objects.select_for_update().filter(study_instance_uid=info.study_uid).first()
     created = study is None
-    now = timezone.now()
+    now = stable_at or timezone.now()
     if study is None:
         order, method = _match_order(info)
         unit = order.unit if order else Unit.objects.filter(ae_title=info.source_aet).first()

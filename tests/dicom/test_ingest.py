@@ -61,7 +61,9 @@ def test_good_accession_links_study_to_order_and_acquires_it(orthanc):
     study_id = _store_dicom(orthanc, _series_for(order, 3))
     nudge = _wait_stable(orthanc, study_id)
 
-    ingest_study_task(study_id, nudge.json["seq"])  # what the nudge endpoint schedules
+    ingest_study_task(
+        study_id, nudge.json["seq"], nudge.json["stable_at"]
+    )  # what the nudge endpoint schedules
 
     study = Study.objects.get()
     assert (study.orthanc_id, study.order_id, study.ingest_status) == (
@@ -73,6 +75,7 @@ def test_good_accession_links_study_to_order_and_acquires_it(orthanc):
     assert (study.number_of_series, study.number_of_instances, study.source_aet) == (1, 3, orthanc.scu_aet)
     assert (study.hospital_id, study.unit_id) == (order.hospital_id, order.unit_id)
     assert study.stable_seq == nudge.json["seq"]
+    assert study.stable_at.timestamp() == pytest.approx(nudge.json["stable_at"], abs=1e-3)
     order.refresh_from_db()
     assert order.status == OrderStatus.ACQUIRED
     assert Series.objects.filter(study=study).count() == 1

@@ -291,15 +291,20 @@ def test_whitelisted_ae_only_from_its_registered_host(orthanc):
 @pytest.mark.orthanc
 def test_plugin_nudges_after_stable_age(orthanc):
     ds = ct_instance()
+    stored_at = time.time()
     stored = orthanc.client.upload_instance(to_bytes(ds))
     study_id = stored["ParentStudy"]
 
     nudge = orthanc.nudges.wait_for_study(study_id, timeout=orthanc.stable_age + 15)
 
+    # Orthanc's moment of stability: at least StableAge after the last instance, before arrival.
+    body = nudge.json
+    stable_at = body.pop("stable_at")
+    assert stored_at + orthanc.stable_age - 0.5 <= stable_at <= time.time()
     assert nudge.path == NUDGE_URL
     assert nudge.headers[PLUGIN_SECRET_HEADER] == orthanc.plugin_secret
     assert nudge.headers["Content-Type"] == "application/json"
-    assert nudge.json == {
+    assert body == {
         "change": "StableStudy",
         "orthanc_id": study_id,
         "seq": _stable_seq(orthanc.client, study_id),
