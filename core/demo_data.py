@@ -74,3 +74,13 @@ STAFF = [
     ("qc", "qc_officer", "operator"),
     ("admin", "admin", "operator"),
 ]
+
+# Today's bookings at the demo hospital (user "hospital"), so the vans' worklists and the QC
+# page have content: (unit, procedure, modality, body part, priority, patient ID, name, sex, birth)
+ORDERS = [
+    ("CT Van 1", "CT HEAD W/O CONTRAST", "CT", "HEAD", "URGENT", "ZG-100231", "WANG^FANG", "F", "1958-04-12"),
+    ("CT Van 1", "CT CHEST LOW DOSE", "CT", "CHEST", "ROUTINE", "ZG-100232", "LI^QIANG", "M", "1966-09-30"),
+    ("CT Van 1", "CT ABDOMEN", "CT", "ABDOMEN", "ROUTINE", "ZG-100233", "CHEN^JING", "F", "1972-01-05"),
+    ("MRI Van 1", "MR BRAIN", "MR", "HEAD", "ROUTINE", "ZG-100234", "ZHAO^MIN", "M", "1949-11-21"),
+    ("DR Van 1", "DX CHEST PA", "DX", "CHEST", "ROUTINE", "ZG-100235", "SUN^LI", "F", "1983-06-17"),
+]

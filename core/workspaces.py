@@ -50,7 +50,8 @@ WORKSPACES: tuple[Workspace, ...] = (
         slug="van",
         title="Van",
         description="Today's booked exams on this unit, and QC results while the patient is on site.",
-        coming="today's modality worklist, scan status and on-site QC results.",
+        coming="today's modality worklist and scan status.",
+        links=(("Acquisition QC of this van's studies (live)", "/workspace/van/qc/"),),
     ),
     Workspace(
         role=Role.RADIOLOGIST,
@@ -72,7 +73,10 @@ WORKSPACES: tuple[Workspace, ...] = (
         slug="quality",
         title="Quality",
         description="Acquisition QC, peer review, turnaround against SLA and the audit trail.",
-        coming="QC failures, peer review, turnaround dashboards and audit review.",
+        coming="peer review, turnaround dashboards and audit review.",
+        links=(
+            ("Reconciliation queue: studies that matched no order", "/workspace/quality/reconciliation/"),
+        ),
     ),
     Workspace(
         role=Role.ADMIN,

@@ -7,6 +7,9 @@ PY=.venv/bin/python
 HOST="${HOST:-127.0.0.1}"
 PORT="${PORT:-8000}"
 export PLATFORM_URL="${PLATFORM_URL:-http://$HOST:$PORT}"
+# A study is "stable" after this many seconds without new images; production keeps Orthanc's
+# 60 s, the demo is quicker so its QC results show up soon after the vans "scan".
+export ORTHANC_STABLE_AGE="${ORTHANC_STABLE_AGE:-10}"
 # The demo vans may store to Orthanc from this machine (e.g. `python -m ... storescu`);
 # production lists each van's AE title and address.
 export ORTHANC_ALLOWED_MODALITIES="${ORTHANC_ALLOWED_MODALITIES:-CARAVAN_CT01@127.0.0.1:11112,CARAVAN_CT02@127.0.0.1:11113,CARAVAN_MR01@127.0.0.1:11114,CARAVAN_DX01@127.0.0.1:11115}"
@@ -47,4 +50,14 @@ cat <<MSG
     qc           QC officer      admin        administrator (Django admin too)
 
 MSG
+# Once the web server answers, the demo vans "scan" today's booked exams (synthetic studies by
+# C-STORE), so the QC page and the reconciliation queue have something to show.
+(
+  for _ in $(seq 1 30); do
+    curl -fs "http://$HOST:$PORT/api/health/" >/dev/null 2>&1 && break
+    sleep 1
+  done
+  $PY manage.py demo_scan >var/demo-scan.log 2>&1
+) &
+pids+=($!)
 .venv/bin/daphne -b "$HOST" -p "$PORT" config.asgi:application

@@ -1,4 +1,5 @@
 import pytest
+from django.test import Client
 from rest_framework.test import APIClient
 
 from core.choices import OrganisationKind
@@ -84,3 +85,39 @@ def test_cancelled_order_cannot_be_linked(qc_officer):
     response = _client(qc_officer).post(f"/api/dicom/reconciliation/{study.pk}/link/", {"order": order.pk})
     assert response.status_code == 400
     assert "cancelled" in response.json()["detail"]
+
+
+# --- the QC officer's page ----------------------------------------------------------------
+
+
+def test_page_lists_the_queue_with_candidate_orders_and_links(qc_officer, django_capture_on_commit_callbacks):
+    order = OrderFactory()
+    study = StudyFactory(
+        accession_number="WRONG01", study_date=order.scheduled_date, modalities="CT", unit=order.unit
+    )
+    OrderFactory(modality="MR", unit=order.unit)  # another modality: not offered
+    client = Client()
+    client.force_login(qc_officer)
+    page = client.get("/workspace/quality/reconciliation/")
+    html = page.content.decode()
+    assert page.status_code == 200
+    assert "WRONG01" in html and f'value="{order.pk}"' in html
+    assert html.count('<option value="') == 2  # the placeholder and the one candidate
+
+    with django_capture_on_commit_callbacks(execute=False):
+        response = client.post("/workspace/quality/reconciliation/", {"study": study.pk, "order": order.pk})
+    assert response.status_code == 302
+    study.refresh_from_db()
+    assert (study.order_id, study.match_method) == (order.pk, "manual")
+    follow = client.get("/workspace/quality/reconciliation/").content.decode()
+    assert "The queue is empty" in follow and f"linked to order {order.accession_number}" in follow
+
+
+def test_page_is_for_qc_officers_only():
+    tech = UserFactory(
+        organisation=OrganisationFactory(kind=OrganisationKind.OPERATOR), roles=["technologist"]
+    )
+    client = Client()
+    client.force_login(tech)
+    assert client.get("/workspace/quality/reconciliation/").status_code == 403
+    assert client.post("/workspace/quality/reconciliation/", {"study": 1, "order": 1}).status_code == 403

@@ -99,8 +99,38 @@ class Command(BaseCommand):
                     actor=None, user=user, subspecialties=subs, licensed_regions=regions, on_shift=on_shift
                 )
 
+        self._book_orders(staff["hospital"], units)
+
         self.stdout.write(
             f"Demo ready: {Organisation.objects.count()} organisations, {Unit.objects.count()} units, "
             f"{CrewMember.objects.count()} crew, {Radiologist.objects.count()} radiologists, "
             f"{User.objects.count()} users. Demo password for every demo user: {d.DEMO_PASSWORD}"
         )
+
+    def _book_orders(self, hospital_user: User, units: dict) -> None:
+        from datetime import date
+
+        from django.utils import timezone
+
+        from dicom.services.orders import order_create
+
+        today = timezone.localdate()
+        for i, (unit_name, procedure, modality, body_part, priority, pid, name, sex, birth) in enumerate(
+            d.ORDERS
+        ):
+            # One key per demo booking and day: re-running the demo books nothing twice.
+            order_create(
+                actor=hospital_user,
+                hospital=hospital_user.organisation,
+                unit=units[unit_name],
+                scheduled_date=today,
+                requested_procedure=procedure,
+                modality=modality,
+                body_part=body_part,
+                priority=priority,
+                patient_id=pid,
+                patient_name=name,
+                patient_sex=sex,
+                patient_birth_date=date.fromisoformat(birth),
+                client_request_id=f"demo-{today.isoformat()}-{i}",
+            )
