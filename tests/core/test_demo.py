@@ -2,10 +2,12 @@ import pytest
 from django.apps import apps
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.utils import timezone
 
 from core.choices import OrganisationKind, Role
 from core.models import AuditEntry, Organisation, User
 from core.services import audit_verify
+from dicom.models import Order
 from fleet.models import CrewMember, Unit
 from telerad.models import Radiologist
 
@@ -15,7 +17,7 @@ pytestmark = pytest.mark.django_db
 def _counts() -> dict[str, int]:
     return {
         model._meta.label: model.objects.count()
-        for app in ("core", "fleet", "telerad")
+        for app in ("core", "fleet", "telerad", "dicom")
         for model in apps.get_app_config(app).get_models()
     }
 
@@ -37,6 +39,9 @@ def test_demo_loads_the_documented_world():
         assert User.objects.get(username=username).check_password("caravan-demo")
     hospitals = Organisation.objects.filter(kind=OrganisationKind.HOSPITAL)
     assert all(29 < h.latitude < 33 and 109 < h.longitude < 113 for h in hospitals)  # Hubei
+    orders = Order.objects.filter(scheduled_date=timezone.localdate())
+    assert sorted(orders.values_list("modality", flat=True)) == ["CT", "CT", "CT", "DX", "MR"]
+    assert {o.unit.modality for o in orders} == {"CT", "MR", "DX"}
     assert audit_verify().ok
 
 

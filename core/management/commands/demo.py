@@ -115,13 +115,16 @@ class Command(BaseCommand):
         from dicom.services.orders import order_create
 
         today = timezone.localdate()
+        hospital = hospital_user.organisation
+        if hospital is None:
+            raise CommandError("the demo hospital user has no organisation")
         for i, (unit_name, procedure, modality, body_part, priority, pid, name, sex, birth) in enumerate(
             d.ORDERS
         ):
             # One key per demo booking and day: re-running the demo books nothing twice.
             order_create(
                 actor=hospital_user,
-                hospital=hospital_user.organisation,
+                hospital=hospital,
                 unit=units[unit_name],
                 scheduled_date=today,
                 requested_procedure=procedure,
