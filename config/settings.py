@@ -130,6 +130,14 @@ CELERY_BEAT_SCHEDULE: dict = {
         "task": "dicom.tasks.reconcile_orthanc_changes",
         "schedule": float(RECONCILE_INTERVAL),
     },
+    # Tele-reading sweeps: expired claims back to the worklist, SLA warnings/breaches,
+    # critical-result escalation to the next hospital contact.
+    "expire-reading-claims": {"task": "telerad.tasks.claims.expire_claims", "schedule": 15.0},
+    "sla-sweep": {"task": "telerad.tasks.claims.sla_sweep", "schedule": 30.0},
+    "escalate-critical-results": {
+        "task": "telerad.tasks.critical.escalate_critical_results",
+        "schedule": 30.0,
+    },
 }
 
 # --- Orthanc --------------------------------------------------------------------------------

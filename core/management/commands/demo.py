@@ -9,7 +9,7 @@ from core.services import organisation_create, user_assign_role, user_create
 from fleet.models import CrewMember, Unit
 from fleet.services import crew_member_add, unit_register
 from telerad.models import Radiologist
-from telerad.services import radiologist_profile_set
+from telerad.services.profiles import radiologist_profile_set
 
 
 def _org(name: str, kind: str, region: str, lat: float, lon: float, address: str = "") -> Organisation:

@@ -1,0 +1,3 @@
+"""Tasks: critical (filled by the issue that builds it)."""
+
+__all__: list[str] = []
