@@ -19,15 +19,13 @@ from __future__ import annotations
 
 import contextlib
 import re
-import secrets
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone
-from django.utils.crypto import salted_hmac
 
 from core.choices import Role
 from core.exceptions import AccessDenied, Conflict, DomainError, InvalidInput, NotFound, Unavailable
@@ -41,7 +39,7 @@ from dicom.orthanc_client import (
     check_orthanc_id,
     orthanc_client_from_settings,
 )
-from dicom.uids import new_uid
+from dicom.services.pseudonyms import patient_issuer, pseudonym_get_or_create
 
 DICOM_VERSION = "2021b"
 # PS3.16 CID 7050. Only the profile itself: none of the Annex E options (Retain Longitudinal
@@ -55,7 +53,6 @@ BASIC_PROFILE_CODE = {
 # (0012,0063) is LO: at most 64 characters. Orthanc writes its own value only when the request
 # changes nothing beyond the profile; ours replaces identifiers, so we state the method.
 DEIDENTIFICATION_METHOD = "PS3.15 E.1-1 Basic Profile 2021b (Orthanc); project pseudonyms"
-PSEUDONYM_PREFIX = "DEID-"
 PROJECT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 ALLOWED_ROLES = (Role.QC_OFFICER, Role.ADMIN)
 # One synchronous job rewrites a whole series; large CT series take a while.
@@ -239,7 +236,7 @@ def _export_run(
     project = export.project
 
     def pseudonym(kind: str, original: str, issuer: str = "") -> str:
-        return _pseudonym_get_or_create(
+        return pseudonym_get_or_create(
             actor=actor,
             project=project,
             kind=kind,
@@ -250,7 +247,7 @@ def _export_run(
             request=request,
         ).pseudonym
 
-    patient = pseudonym(PseudonymKind.PATIENT, source.patient_id, issuer=_patient_issuer(study))
+    patient = pseudonym(PseudonymKind.PATIENT, source.patient_id, issuer=patient_issuer(study))
     study_uid = pseudonym(PseudonymKind.UID, source.study_uid)
     # A crashed earlier attempt, or the copy being re-made, would otherwise get a second set of
     # instances under the same Study/Series UIDs.
@@ -407,68 +404,3 @@ def _verify_copy(
             f"The de-identified copy has {len(series)} series, the study {len(source.series)}",
             code="deid_failed",
         )
-
-
-# --- pseudonyms ------------------------------------------------------------------------------------
-
-
-def _patient_issuer(study: Study) -> str:
-    # Hospitals number their patients independently: the same ID at two hospitals is two people.
-    return f"hospital:{study.hospital_id}" if study.hospital_id else ""
-
-
-def _derived_uid(project: str, original: str) -> str:
-    # Deterministic per (project, original) so concurrent or repeated exports agree without
-    # coordination, and keyed (SECRET_KEY) so that someone holding an original UID and the
-    # project name cannot recompute its replacement and so confirm a match. The stored map
-    # wins over recomputation, so rotating the key changes only UIDs minted afterwards.
-    key = salted_hmac("caravan.dicom.deid.uid", f"{project}\x1f{original}", algorithm="sha256").hexdigest()
-    return new_uid(entropy=[project, original, key])
-
-
-def _random_patient_pseudonym() -> str:
-    # Random, not derived: a pseudonym must reveal nothing of the ID, and two projects' pseudonyms
-    # of one patient must not be linkable.
-    return PSEUDONYM_PREFIX + secrets.token_hex(6).upper()
-
-
-def _pseudonym_get_or_create(
-    *,
-    actor: User,
-    project: str,
-    kind: str,
-    issuer: str,
-    original: str,
-    patient_id: str,
-    study: Study,
-    request: HttpRequest | None,
-) -> Pseudonym:
-    """The project's pseudonym for ``original``, created (and audited) on first use."""
-    if not original:
-        raise InvalidInput(f"The study has an empty {PseudonymKind(kind).label}")
-    lookup = {"project": project, "kind": kind, "issuer": issuer, "original": original}
-    for _attempt in range(5):
-        found = Pseudonym.objects.filter(**lookup).first()
-        if found is not None:
-            return found
-        value = (
-            _random_patient_pseudonym() if kind == PseudonymKind.PATIENT else _derived_uid(project, original)
-        )
-        try:
-            with transaction.atomic():
-                created = Pseudonym.objects.create(**lookup, pseudonym=value)
-                audit_record(
-                    actor=actor,
-                    action="pseudonym.create",
-                    obj=created,
-                    patient_data=True,
-                    patient_id=patient_id,
-                    details={"project": project, "kind": kind, "study": study.pk},
-                    request=request,
-                )
-                return created
-        except IntegrityError:
-            # Either a concurrent export created this original's pseudonym (found next time
-            # round), or a random patient pseudonym collided with another's (drawn again).
-            continue
-    raise Conflict("Could not allocate a unique pseudonym; try again")
