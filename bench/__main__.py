@@ -3,6 +3,8 @@
     python -m bench                      # every benchmark
     python -m bench audit [--entries N]  # audit chain verification
     python -m bench ingest [--studies N --slices N --size PX --stable-age S]
+    python -m bench worklist [--tasks N --readers N --pools N --requests N --reported F]
+    python -m bench fanout [--clients N --events N --servers N]  # needs REDIS_URL
 
 Ratios are against baselines measured in the same run, on the same machine. Exit code 1 when
 a target is missed.
@@ -46,6 +48,39 @@ def _ingest(args) -> bool:
     return ingest.print_table(result)
 
 
+def _fanout_possible(*, skipping: bool = False) -> bool:
+    import os
+
+    from bench.fanout import NEEDS_REDIS
+
+    if os.environ.get("REDIS_URL"):
+        return True
+    print(f"\n{NEEDS_REDIS}" + (" Skipped." if skipping else ""), file=sys.stdout if skipping else sys.stderr)
+    return False
+
+
+def _fanout(args, *, required: bool = True) -> bool:
+    from bench import fanout
+
+    if not _fanout_possible(skipping=not required):
+        return not required
+    result = fanout.run(clients=args.clients, events=args.events, servers=args.servers)
+    return fanout.print_table(result)
+
+
+def _worklist(args) -> bool:
+    from bench import worklist
+
+    result = worklist.run(
+        tasks=args.tasks,
+        readers=args.readers,
+        pools=args.pools,
+        requests=args.requests,
+        reported_fraction=args.reported,
+    )
+    return worklist.print_table(result)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench")
     sub = parser.add_subparsers(dest="which")
@@ -56,7 +91,23 @@ def main() -> int:
     ingest_p.add_argument("--slices", type=int, default=200)
     ingest_p.add_argument("--size", type=int, default=512, help="rows = columns of each slice")
     ingest_p.add_argument("--stable-age", type=int, default=2, help="Orthanc StableAge (seconds)")
+    fanout_p = sub.add_parser("fanout", help="websocket fan-out to 1,000 readers vs bare channels-redis")
+    fanout_p.add_argument("--clients", type=int, default=1000)
+    fanout_p.add_argument("--events", type=int, default=50)
+    fanout_p.add_argument("--servers", type=int, default=1, help="daphne processes (clients round-robin)")
+    worklist_p = sub.add_parser(
+        "worklist", help="worklist API p95 with 100,000 studies; constant query count"
+    )
+    worklist_p.add_argument("--tasks", type=int, default=100_000)
+    worklist_p.add_argument("--readers", type=int, default=30)
+    worklist_p.add_argument("--pools", type=int, default=3)
+    worklist_p.add_argument("--requests", type=int, default=300)
+    worklist_p.add_argument(
+        "--reported", type=float, default=0.9, help="fraction of the studies already reported (history)"
+    )
     args = parser.parse_args()
+    if args.which == "fanout" and not _fanout_possible():
+        return 2
 
     from bench._django import setup_bench_django
 
@@ -66,8 +117,14 @@ def main() -> int:
         args = parser.parse_args(["audit"])
         ok = _audit(args)
         ok &= _ingest(parser.parse_args(["ingest"]))
+        ok &= _fanout(parser.parse_args(["fanout"]), required=False)
+        ok &= _worklist(parser.parse_args(["worklist"]))
     elif args.which == "audit":
         ok = _audit(args)
+    elif args.which == "fanout":
+        ok = _fanout(args)
+    elif args.which == "worklist":
+        ok = _worklist(args)
     else:
         ok = _ingest(args)
     return 0 if ok else 1

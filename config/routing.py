@@ -4,8 +4,10 @@ from django.urls import path
 
 from core.consumers import PingConsumer
 from dicom.consumers import UnitQCConsumer
+from telerad.consumers import ReadingConsumer
 
 websocket_urlpatterns = [
     path("ws/ping/", PingConsumer.as_asgi()),
     path("ws/units/<int:unit_id>/qc/", UnitQCConsumer.as_asgi()),
+    path("ws/reading/", ReadingConsumer.as_asgi()),
 ]

@@ -66,6 +66,28 @@ RADIOLOGISTS = [
     ("dr.ma", "Ma", "Lin", 1, ["msk"], ALL_REGIONS, False),
 ]
 
+# Reading contracts, one per reading group, splitting the demo hospitals' regions between them;
+# every radiologist of the group is a member: (name, group index, regions, modalities, lead
+# username, SLA minutes for STAT / urgent / routine)
+READING_POOLS = [
+    (
+        "Wuhan Central: Yichang & Enshi",
+        0,
+        ["CN-HB-YC", "CN-HB-ES"],
+        ["CT", "MR", "DX"],
+        "radiologist",
+        (60, 240, 1440),
+    ),
+    (
+        "Hubei Neuro & Body: Shiyan & Xiangyang",
+        1,
+        ["CN-HB-SY", "CN-HB-XY"],
+        ["CT", "MR", "DX"],
+        "dr.he",
+        (60, 240, 1440),
+    ),
+]
+
 # (username, role, organisation: "operator" | "hospital:<index>" | "group:<index>")
 STAFF = [
     ("dispatcher", "dispatcher", "operator"),

@@ -59,6 +59,7 @@ WORKSPACES: tuple[Workspace, ...] = (
         title="Reading",
         description="Live worklist by priority and SLA; claim, view, report and sign studies.",
         coming="the live reading worklist, the image viewer and structured reports.",
+        links=(("Reading worklist (live)", "/workspace/reading/worklist/"),),
     ),
     Workspace(
         role=Role.HOSPITAL_USER,
@@ -66,7 +67,10 @@ WORKSPACES: tuple[Workspace, ...] = (
         title="Hospital portal",
         description="Request visits, book exams, follow studies and read reports.",
         coming="service requests, exam booking, study tracking and reports.",
-        links=(("Book and track exams", "/workspace/hospital/orders/"),),
+        links=(
+            ("Book and track exams", "/workspace/hospital/orders/"),
+            ("Studies, reports and critical results", "/workspace/hospital/studies/"),
+        ),
     ),
     Workspace(
         role=Role.QC_OFFICER,

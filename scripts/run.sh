@@ -60,4 +60,6 @@ MSG
   $PY manage.py demo_scan >var/demo-scan.log 2>&1
 ) &
 pids+=($!)
-.venv/bin/daphne -b "$HOST" -p "$PORT" config.asgi:application
+# No access log: request URLs carry study UIDs and, in viewer searches, patient IDs, and no
+# patient data may reach application logs (docs/security.md).
+.venv/bin/daphne -b "$HOST" -p "$PORT" --access-log /dev/null config.asgi:application

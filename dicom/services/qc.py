@@ -7,7 +7,7 @@ import logging
 from django.db import transaction
 from django.utils import timezone
 
-from core.on_commit import group_send_on_commit
+from core.on_commit import group_send_on_commit, on_commit
 from core.services import audit_record
 from dicom.choices import IngestStatus, MatchMethod, QCOutcome, QCSeverity
 from dicom.events import unit_qc_group
@@ -27,6 +27,12 @@ FALLBACK_FINDING = {
     ),
     "series": None,
 }
+
+
+def _route_after_commit(study_id: int) -> None:
+    from telerad.tasks.claims import route_study_task
+
+    route_study_task.delay(study_id)
 
 
 def study_qc_run(*, study_id: int) -> QCResult:
@@ -70,6 +76,11 @@ def _store(study: Study, *, outcome: str, findings: list[dict], rules_run: list,
         )
         current.routable_at = timezone.now() if readable else None
         current.save(update_fields=["qc_outcome", "routable_at", "updated_at"])
+        if readable:
+            # Routing is idempotent (one reading task per study), so a re-run QC that passes
+            # again schedules it harmlessly. A re-run that makes an already routed study not
+            # routable leaves its reading task alone: a reader may hold it already.
+            on_commit(lambda: _route_after_commit(study.pk))
     audit_record(
         actor=None,
         action="study.qc",

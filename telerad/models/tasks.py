@@ -46,6 +46,10 @@ class ReadingTask(models.Model):
         ordering = ["priority_rank", "deadline", "id"]
         indexes = [
             models.Index(fields=["status", "priority_rank", "deadline", "id"], name="task_worklist_idx"),
+            # A reader's worklist is their pools' open tasks in priority/deadline order.
+            models.Index(
+                fields=["pool", "status", "priority_rank", "deadline", "id"], name="task_pool_worklist_idx"
+            ),
             models.Index(fields=["claim_expires_at"], name="task_claim_expiry_idx"),
         ]
 

@@ -264,8 +264,9 @@ def test_a_clean_study_passes_qc_and_becomes_routable(orthanc, django_capture_on
 
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         ingest_study_task(study_id, nudge.json["seq"])
-    # QC is scheduled after the ingest commits; it then sends its verdict to the van after its own.
-    assert len(callbacks) == 2
+    # QC is scheduled after the ingest commits; after its own commit it sends the verdict to the
+    # van and schedules routing to the reading worklists.
+    assert len(callbacks) == 3
 
     study = Study.objects.get()
     assert (study.order_id, study.qc_outcome) == (order.pk, "pass"), study.qc_results.first().findings

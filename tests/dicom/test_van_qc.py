@@ -121,4 +121,4 @@ def test_qc_service_pushes_the_verdict_to_the_unit_after_commit(django_capture_o
     study.refresh_from_db()
     assert (result.outcome, study.qc_outcome) == ("pass", "pass")
     assert study.routable_at is not None
-    assert len(callbacks) == 1
+    assert len(callbacks) == 2  # the verdict to the van, and routing to the reading worklists

@@ -8,7 +8,7 @@ from core.models import Organisation, User
 from core.services import organisation_create, user_assign_role, user_create
 from fleet.models import CrewMember, Unit
 from fleet.services import crew_member_add, unit_register
-from telerad.models import Radiologist
+from telerad.models import Radiologist, ReadingPool
 from telerad.services.profiles import radiologist_profile_set
 
 
@@ -99,13 +99,37 @@ class Command(BaseCommand):
                     actor=None, user=user, subspecialties=subs, licensed_regions=regions, on_shift=on_shift
                 )
 
+        self._reading_pools(groups)
         self._book_orders(staff["hospital"], units)
 
         self.stdout.write(
             f"Demo ready: {Organisation.objects.count()} organisations, {Unit.objects.count()} units, "
             f"{CrewMember.objects.count()} crew, {Radiologist.objects.count()} radiologists, "
+            f"{ReadingPool.objects.count()} reading pools, "
             f"{User.objects.count()} users. Demo password for every demo user: {d.DEMO_PASSWORD}"
         )
+
+    def _reading_pools(self, groups: list[Organisation]) -> None:
+        """One reading contract per demo group, its radiologists as members (idempotent by name)."""
+        from telerad.services.routing import reading_pool_create
+
+        for name, group_idx, regions, modalities, lead_username, sla in d.READING_POOLS:
+            group = groups[group_idx]
+            members = list(Radiologist.objects.filter(user__organisation=group))
+            existing = ReadingPool.objects.filter(name=name).first()
+            if existing is not None:
+                existing.readers.add(*members)  # a reader added to the group since joins too
+                continue
+            reading_pool_create(
+                actor=None,
+                reading_group=group,
+                name=name,
+                regions=regions,
+                modalities=modalities,
+                lead=User.objects.get(username=lead_username),
+                readers=members,
+                sla_minutes=sla,
+            )
 
     def _book_orders(self, hospital_user: User, units: dict) -> None:
         from datetime import date

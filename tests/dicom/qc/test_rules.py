@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
-from pydicom.uid import JPEGBaseline8Bit, generate_uid
+from pydicom.uid import JPEGLSLossless, generate_uid
 
 from dicom.choices import QCOutcome, QCSeverity
 from dicom.models import Order
@@ -538,7 +538,9 @@ def test_pixel_data_truncated_fails_with_the_decoder_message():
 def test_pixel_data_unreadable_or_unfetchable_fails_and_undecodable_syntax_warns():
     ctx = context(*ct_slices(1), *ct_slices(1, series_uid=CT_SERIES_2), *ct_slices(1, series_uid=CT_SERIES_3))
     jpeg = ct_dataset(study_uid=generate_uid(), series_uid=generate_uid(), instance_number=1)
-    jpeg.file_meta.TransferSyntaxUID = JPEGBaseline8Bit
+    # JPEG-LS: pydicom needs pyjpegls or pylibjpeg for it, neither of which the project installs
+    # (Pillow, pulled in by the PDF library, decodes JPEG Baseline and JPEG 2000).
+    jpeg.file_meta.TransferSyntaxUID = JPEGLSLossless
     # Encapsulated: an empty basic offset table, one fragment holding an empty JPEG, the delimiter.
     jpeg.PixelData = (
         b"\xfe\xff\x00\xe0\x00\x00\x00\x00"
@@ -559,7 +561,7 @@ def test_pixel_data_unreadable_or_unfetchable_fails_and_undecodable_syntax_warns
     ]
     assert findings[0]["message"].startswith("the instance is not readable as DICOM: ")
     assert findings[1]["message"] == (
-        "pixel data not verified: no decoder plugin installed for JPEG Baseline (Process 1)"
+        "pixel data not verified: no decoder plugin installed for JPEG-LS Lossless Image Compression"
     )
     assert findings[2]["message"] == "could not fetch an instance from Orthanc (HTTP 404)"
 

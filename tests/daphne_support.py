@@ -1,0 +1,94 @@
+"""The real ASGI server for browser tests: daphne in a subprocess on the test database.
+
+pytest-django's ``live_server`` is a threaded WSGI server: no websockets, and Django would
+buffer the DICOMweb proxy's async stream. Browser tests that need either run daphne instead; a
+``transaction=True`` test commits its data, so the subprocess sees it. Everything that talks
+to one daphne (both browsers, the event fan-out) shares its in-memory channel layer unless
+REDIS_URL is set.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.db import connection
+
+from tests.orthanc_fixture import free_ports
+
+LOGS = Path(settings.BASE_DIR) / "test-artifacts" / "logs"
+CHROMIUM = "/usr/bin/chromium"
+# Background services off: the browser makes no request of its own, so tests can assert that
+# pages fetch nothing off-site.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+def test_database_url() -> str:
+    db = connection.settings_dict
+    if db["ENGINE"] == "django.db.backends.sqlite3":
+        return f"sqlite:///{Path(db['NAME']).resolve()}"
+    auth = f"{db['USER']}:{db['PASSWORD']}@" if db.get("USER") else ""
+    return f"postgres://{auth}{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}/{db['NAME']}"
+
+
+test_database_url.__test__ = False  # type: ignore[attr-defined]  # not a test, despite the name
+
+
+@contextmanager
+def running_daphne(log_name: str, **env_overrides: str) -> Iterator[str]:
+    """Start daphne on a free port against the test database and Orthanc settings; yield its URL."""
+    (port,) = free_ports(1)
+    env = {
+        **os.environ,
+        "DATABASE_URL": test_database_url(),
+        "ORTHANC_URL": settings.ORTHANC_URL,
+        "ORTHANC_USERNAME": settings.ORTHANC_USERNAME,
+        "ORTHANC_PASSWORD": settings.ORTHANC_PASSWORD,
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        **env_overrides,
+    }
+    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+    LOGS.mkdir(parents=True, exist_ok=True)
+    log_path = LOGS / log_name
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [str(Path(sys.executable).with_name("daphne")), "-b", "127.0.0.1", "-p", str(port),
+             "config.asgi:application"],
+            cwd=settings.BASE_DIR, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 30
+            opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+            while True:
+                try:
+                    opener.open(f"{url}/login/", timeout=2)
+                    break
+                except (urllib.error.URLError, ConnectionError):
+                    if process.poll() is not None or time.monotonic() > deadline:
+                        pytest.fail(f"daphne did not start; see {log_path}", pytrace=False)
+                    time.sleep(0.2)
+            yield url
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()

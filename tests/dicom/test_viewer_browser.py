@@ -1,0 +1,124 @@
+"""OHIF opens a study through the DICOMweb proxy in Debian's Chromium.
+
+The proxy is an async view that streams with an async iterator. pytest-django's
+``live_server`` is a threaded WSGI server, under which Django would have to consume that
+iterator whole before sending it; this test therefore runs the real production server,
+daphne (ASGI), in a subprocess on the test database, which a ``transaction=True`` test commits
+to so the subprocess sees the users and the study.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from playwright.sync_api import sync_playwright
+
+from core.choices import Role
+from core.models import AuditEntry
+from dicom.synth import StudySpec, make_study, upload_study_rest
+from tests.core.factories import UserFactory
+from tests.daphne_support import CHROMIUM, CHROMIUM_ARGS, LOGS, running_daphne
+from tests.dicom.factories import HospitalFactory, StudyFactory
+
+pytestmark = [pytest.mark.browser, pytest.mark.orthanc, pytest.mark.django_db(transaction=True)]
+
+SCREENSHOTS = Path(settings.BASE_DIR) / "test-artifacts" / "screenshots"
+
+
+@pytest.fixture(autouse=True)
+def _allow_sync_orm_beside_playwright(monkeypatch):
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+
+@pytest.fixture
+def daphne_server(orthanc, transactional_db) -> Iterator[str]:
+    with running_daphne("viewer-daphne.log") as url:
+        yield url
+
+
+@pytest.fixture
+def page():
+    if not os.path.exists(CHROMIUM):
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium (make test does it)")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        context = browser.new_context(viewport={"width": 1280, "height": 800})
+        yield context.new_page()
+        context.close()
+        browser.close()
+
+
+# Pixels of the first viewport canvas that are not black (OHIF draws the image there).
+NON_BLACK_PIXELS = """() => {
+  const canvas = document.querySelector('.cornerstone-canvas')
+    || document.querySelector('[data-viewport-uid] canvas');
+  if (!canvas || !canvas.width || !canvas.height) return -1;
+  const ctx = canvas.getContext('2d');
+  if (!ctx) return -2;
+  const data = ctx.getImageData(0, 0, canvas.width, canvas.height).data;
+  let n = 0;
+  for (let i = 0; i < data.length; i += 4) if (data[i] + data[i + 1] + data[i + 2] > 30) n++;
+  return n;
+}"""
+
+
+def test_hospital_user_opens_a_study_in_ohif(daphne_server, orthanc, page, settings):
+    # The daphne subprocess knows only the production hashers, not the tests' fast MD5.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.PBKDF2PasswordHasher"]
+    hospital = HospitalFactory(name="County Hospital A")
+    user = UserFactory(username="hana", organisation=hospital, roles=[Role.HOSPITAL_USER])
+    datasets = make_study(StudySpec(modality="CT", body_part="HEAD", slices_per_series=8))
+    answers = upload_study_rest(orthanc.client, datasets)
+    uid = datasets[0].StudyInstanceUID
+    study = StudyFactory(
+        orthanc_id=answers[0]["ParentStudy"],
+        study_instance_uid=uid,
+        hospital=hospital,
+        patient_id=datasets[0].PatientID,
+    )
+
+    requested: list[str] = []
+    failed: list[str] = []
+    console: list[str] = []
+    # On the context, so requests of web workers (image decoding) are seen too.
+    page.context.on("request", lambda request: requested.append(request.url))
+    page.on("response", lambda r: r.status < 400 or failed.append(f"{r.status} {r.url}"))
+    page.on("console", lambda message: console.append(f"{message.type}: {message.text}"))
+
+    page.goto(f"{daphne_server}/login/?next=/viewer/%3FStudyInstanceUIDs%3D{uid}")
+    page.get_by_label("Username").fill("hana")
+    page.get_by_label("Password").fill("pw-Caravan-123")
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(f"{daphne_server}/viewer/?StudyInstanceUIDs={uid}")
+
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    deadline = time.monotonic() + 60
+    drawn = -1
+    while time.monotonic() < deadline:
+        drawn = page.evaluate(NON_BLACK_PIXELS)
+        if drawn > 1000:
+            break
+        page.wait_for_timeout(500)
+    # Let the side panel (thumbnails, prior studies) settle for the screenshot.
+    page.wait_for_timeout(3000)
+    page.screenshot(path=str(SCREENSHOTS / "viewer.png"))
+    (LOGS / "viewer-console.log").write_text("\n".join(console))
+    assert drawn > 1000, f"no image drawn (canvas probe {drawn}); console: {console[-20:]}"
+
+    # Pixels came through the proxy, frame by frame.
+    assert any(
+        url.startswith(f"{daphne_server}/dicom-web/studies/{uid}/series/") and "/frames/" in url
+        for url in requested
+    )
+    # Many proxied requests, one audit entry (written by the daphne process).
+    assert (
+        AuditEntry.objects.filter(action="study.open", actor_id=user.pk, object_id=str(study.pk)).count() == 1
+    )
+    off_site = [url for url in requested if not url.startswith((daphne_server, "data:", "blob:"))]
+    assert off_site == []
+    assert failed == []
