@@ -8,6 +8,7 @@ hospital's portal shows the study reported and opens the signed report.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -81,7 +82,9 @@ def test_claim_is_seen_live_then_signed_report_reaches_the_hospital(transactiona
         expect(reader_b.locator("[data-live-status]")).to_contain_text("Live", timeout=10_000)
 
         reader_a.locator(f'tr[data-task="{task.pk}"] [data-claim]').click()
-        expect(reader_a.locator(f'tr[data-task="{task.pk}"]')).to_have_class("held-by-me", timeout=10_000)
+        expect(reader_a.locator(f'tr[data-task="{task.pk}"]')).to_have_class(
+            re.compile(r"\bheld-by-me\b"), timeout=10_000
+        )
 
         # No reload on B: the websocket event makes htmx refresh the list.
         row_b = reader_b.locator(f'tr[data-task="{task.pk}"]')
