@@ -256,3 +256,7 @@ EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
 EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10, minimum=1)
+
+# --- reports ----------------------------------------------------------------------------------
+# Also store each signed report in Orthanc as an Encapsulated PDF instance of its study.
+REPORTS_PDF_TO_ORTHANC = env_bool("REPORTS_PDF_TO_ORTHANC", False)

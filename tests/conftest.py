@@ -21,3 +21,21 @@ def _celery_tasks_run_in_the_test_process():
     app.conf.task_eager_propagates = True
     yield
     app.conf.task_always_eager, app.conf.task_eager_propagates = previous
+
+
+@pytest.fixture(autouse=True)
+def _fresh_channel_layer():
+    # Each test drives the ASGI app from its own event loop (async_to_sync); a channel layer
+    # instance kept from an earlier test carries that loop's Redis connections and receive
+    # state, which can block the next test's receive. Production runs one loop per process.
+    from asgiref.sync import async_to_sync
+    from channels.layers import channel_layers, get_channel_layer
+
+    channel_layers.backends.clear()
+    layer = get_channel_layer()
+    if hasattr(layer, "flush"):
+        # Groups and queues left in Redis by earlier tests' sockets (ids repeat across tests).
+        async_to_sync(layer.flush)()
+    channel_layers.backends.clear()
+    yield
+    channel_layers.backends.clear()

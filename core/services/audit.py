@@ -30,7 +30,7 @@ from core.models import AuditEntry, User
 _CHAIN_LOCK_KEY = 0x43415241  # "CARA"
 
 
-def _lock_chain_tail() -> None:
+def audit_chain_lock() -> None:
     # On PostgreSQL, concurrent transactions would otherwise read the same tail and fork the
     # chain. The lock is released at commit. SQLite runs transactions as IMMEDIATE (settings),
     # which already serialises writers.
@@ -94,7 +94,7 @@ def audit_record(
     for name in TEXT_FIELDS:
         if SEPARATOR in str(fields[name]):
             raise InvalidInput(f"audit {name} contains a control character (0x1F)")
-    _lock_chain_tail()
+    audit_chain_lock()
     prev = AuditEntry.objects.order_by("-id").values_list("hash", flat=True).first()
     fields["prev_hash"] = prev or GENESIS_HASH
     entry = AuditEntry(**fields, hash=entry_hash(**fields))

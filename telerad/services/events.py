@@ -11,12 +11,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import transaction
 
 from core.on_commit import group_send_on_commit
+from core.services.audit import audit_chain_lock
 from telerad.models import ReadingEvent
-
-_EVENT_LOCK_KEY = 0x43415245  # "CARE": PostgreSQL advisory lock serialising event appends
 
 
 def pool_group(pool_id: int) -> str:
@@ -55,9 +54,9 @@ def event_emit(
     """Record one event for its audience (a pool, a user and/or a hospital) and send it after commit."""
     if pool is None and user is None and hospital is None:
         raise ValueError("an event needs an audience: pool, user or hospital")
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_EVENT_LOCK_KEY])
+    # The audit chain's lock, not one of our own: services write audit entries and events in
+    # either order, and two locks taken in opposite orders by two transactions would deadlock.
+    audit_chain_lock()
     event = ReadingEvent.objects.create(
         kind=kind, payload=payload, task=task, pool=pool, user=user, hospital=hospital
     )

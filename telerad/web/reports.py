@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any, cast
 
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse
@@ -194,6 +195,8 @@ def report_editor(request: HttpRequest, task_id: int) -> HttpResponse:
         "addendum_form": addendum_form,
         "is_claimant": task.claimed_by_id == user.pk and task.status == TaskStatus.CLAIMED,
         "claim_expires_at": task.claim_expires_at,
+        # The page renews the claim while it stays open: a third of the lease, in milliseconds.
+        "renew_every_ms": settings.READING_CLAIM_MINUTES * 60_000 // 3,
         "is_final": report is not None and report.status == ReportStatus.FINAL,
     }
     if context["is_final"]:

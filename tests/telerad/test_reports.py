@@ -740,6 +740,17 @@ def test_editor_page_renders_the_template_form(world, client):
     assert 'name="f_nodules"' in html and 'name="critical"' in html and "Lung-RADS category *" in html
 
 
+def test_editor_page_renews_the_claim_only_for_its_holder(world, client, settings):
+    settings.READING_CLAIM_MINUTES = 9
+    url = reverse("reading-report-editor", args=[world.task.pk])
+    client.force_login(world.reader)
+    html = client.get(url).content.decode()
+    renew = reverse("reading-task-renew", args=[world.task.pk])
+    assert f'data-renew-url="{renew}"' in html and 'data-renew-every="180000"' in html
+    client.force_login(world.colleague)
+    assert "data-claim-renewal" not in client.get(url).content.decode()
+
+
 def test_editor_page_shows_errors_inline_then_signs(world, client):
     client.force_login(world.reader)
     url = reverse("reading-report-editor", args=[world.task.pk])
