@@ -6,21 +6,11 @@ from django.conf import settings
 from playwright.sync_api import expect, sync_playwright
 
 from core.choices import OrganisationKind, Role
+from tests.browser_support import CHROMIUM, CHROMIUM_ARGS
 from tests.core.factories import OrganisationFactory, UserFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-CHROMIUM = "/usr/bin/chromium"
-# Background services off so the browser makes no request of its own: the test also checks
-# that the page fetches nothing off-site.
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 SCREENSHOTS = Path(settings.BASE_DIR) / "test-artifacts" / "screenshots"
 
 

@@ -20,6 +20,7 @@ from dicom.choices import OrderStatus
 from dicom.models import Order
 from dicom.services import orders as order_services
 from dicom.services.orders import order_cancel, order_create, order_mark_acquired, order_mark_in_progress
+from tests.browser_support import CHROMIUM, CHROMIUM_ARGS
 from tests.core.factories import OrganisationFactory, UserFactory
 from tests.dicom.factories import HospitalFactory, OrderFactory
 from tests.fleet.factories import OperatorFactory, UnitFactory
@@ -685,7 +686,7 @@ def test_browser_books_an_exam_with_errors_shown_inline(live_server, monkeypatch
 
     from playwright.sync_api import expect, sync_playwright
 
-    chromium = "/usr/bin/chromium"
+    chromium = CHROMIUM
     if not os.path.exists(chromium):
         pytest.fail(f"{chromium} is missing: apt-get install -y chromium (make test does it)")
     # Playwright's sync API runs an event loop in this thread; the ORM calls here are deliberate.
@@ -697,7 +698,7 @@ def test_browser_books_an_exam_with_errors_shown_inline(live_server, monkeypatch
     screenshots.mkdir(parents=True, exist_ok=True)
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-gpu"])
+        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         try:
             page.goto(f"{live_server.url}/login/")

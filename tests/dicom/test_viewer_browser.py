@@ -21,8 +21,8 @@ from playwright.sync_api import sync_playwright
 from core.choices import Role
 from core.models import AuditEntry
 from dicom.synth import StudySpec, make_study, upload_study_rest
+from tests.browser_support import CHROMIUM, CHROMIUM_ARGS, LOGS, running_daphne
 from tests.core.factories import UserFactory
-from tests.daphne_support import CHROMIUM, CHROMIUM_ARGS, LOGS, running_daphne
 from tests.dicom.factories import HospitalFactory, StudyFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.orthanc, pytest.mark.django_db(transaction=True)]

@@ -14,6 +14,7 @@ from dicom.choices import QCOutcome
 from telerad.choices import CriticalStatus, ReportStatus, TaskStatus
 from telerad.models import CriticalResult, Report
 from telerad.services.critical import critical_result_open
+from tests.browser_support import CHROMIUM, CHROMIUM_ARGS
 from tests.core.factories import OrganisationFactory, UserFactory
 from tests.dicom.factories import HospitalFactory, OrderFactory
 from tests.fleet.factories import OperatorFactory
@@ -306,7 +307,7 @@ def test_browser_acknowledges_and_refreshes_live(live_server, monkeypatch, setti
 
     from playwright.sync_api import expect, sync_playwright
 
-    chromium = "/usr/bin/chromium"
+    chromium = CHROMIUM
     if not os.path.exists(chromium):
         pytest.fail(f"{chromium} is missing: apt-get install -y chromium (make test does it)")
     # Playwright's sync API runs an event loop in this thread; the ORM calls here are deliberate.
@@ -321,7 +322,7 @@ def test_browser_acknowledges_and_refreshes_live(live_server, monkeypatch, setti
     screenshots.mkdir(parents=True, exist_ok=True)
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-gpu"])
+        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         try:
             page.goto(f"{live_server.url}/login/")

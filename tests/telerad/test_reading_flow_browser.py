@@ -18,8 +18,8 @@ from playwright.sync_api import expect, sync_playwright
 from core.choices import OrganisationKind, Role
 from telerad.models import ReadingTask, Report
 from telerad.report_templates import template_for
+from tests.browser_support import CHROMIUM, CHROMIUM_ARGS, running_daphne
 from tests.core.factories import OrganisationFactory, UserFactory
-from tests.daphne_support import CHROMIUM, CHROMIUM_ARGS, running_daphne
 from tests.dicom.factories import HospitalFactory, OrderFactory
 from tests.telerad.factories import (
     RadiologistFactory,

@@ -1,4 +1,4 @@
-"""The real ASGI server for browser tests: daphne in a subprocess on the test database.
+"""Browser-test support: Debian's Chromium settings, and daphne in a subprocess on the test database.
 
 pytest-django's ``live_server`` is a threaded WSGI server: no websockets, and Django would
 buffer the DICOMweb proxy's async stream. Browser tests that need either run daphne instead; a
