@@ -24,6 +24,16 @@ def _celery_tasks_run_in_the_test_process():
 
 
 @pytest.fixture(autouse=True)
+def _empty_cache():
+    # With REDIS_URL the cache is Redis, which outlives test runs and databases: keys such as
+    # "user 3 opened study 7" from an earlier run would match this run's fresh ids.
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+
+
+@pytest.fixture(autouse=True)
 def _fresh_channel_layer():
     # Each test drives the ASGI app from its own event loop (async_to_sync); a channel layer
     # instance kept from an earlier test carries that loop's Redis connections and receive
