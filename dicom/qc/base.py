@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar, TypedDict
@@ -44,7 +45,7 @@ class QCContext:
         self.notes[rule_id] = f"{self.notes[rule_id]}; {text}" if rule_id in self.notes else text
 
 
-class Rule:
+class Rule(ABC):
     """One acquisition check. ``severity`` is the worst it reports; each finding has its own."""
 
     id: ClassVar[str]
@@ -53,8 +54,9 @@ class Rule:
     # Rules comparing the images with the booked order are skipped when there is no order.
     needs_order: ClassVar[bool] = False
 
+    @abstractmethod
     def check(self, context: QCContext) -> list[Finding]:
-        raise NotImplementedError
+        """The findings of this rule on the study (empty when it passes)."""
 
     def finding(
         self, message: str, *, series: str | None = None, severity: QCSeverity | None = None
