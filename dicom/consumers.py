@@ -6,7 +6,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from dicom.events import unit_qc_group
-from dicom.study_selectors import user_may_watch_unit
+from dicom.selectors import user_may_watch_unit
 
 
 class UnitQCConsumer(AsyncJsonWebsocketConsumer):

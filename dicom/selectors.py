@@ -11,8 +11,9 @@ from django.http import HttpRequest
 from core.access import get_for_user, scope_for_user
 from core.exceptions import InvalidInput
 from core.services import audit_record
-from dicom.choices import OrderStatus
-from dicom.models import Order
+from dicom.choices import IngestStatus, OrderStatus
+from dicom.models import Order, Study
+from fleet.models import CrewMember, Unit
 
 # Orders the scanner should still offer: booked, or started but not yet acquired (a rescan).
 WORKLIST_STATUSES = (OrderStatus.SCHEDULED, OrderStatus.IN_PROGRESS)
@@ -96,3 +97,66 @@ def worklist_for_aet(aet: str, date: dt.date, *, until: dt.date | None = None) -
         )
         .order_by("scheduled_date", "id")
     )
+
+
+# --- studies: the van's QC page and the reconciliation queue ---------------------------------
+
+
+def user_may_watch_unit(user, unit_id: int) -> bool:
+    """Technologists of the unit's crew, and the operator's dispatch/QC/admin staff."""
+    if not user.is_authenticated:
+        return False
+    if user.is_superuser:
+        return True
+    unit = Unit.objects.filter(pk=unit_id).first()
+    if unit is None or user.organisation_id != unit.operator_id:
+        return False
+    if user.has_role("dispatcher", "qc_officer", "admin"):
+        return True
+    return user.has_role("technologist") and CrewMember.objects.filter(user=user, unit=unit).exists()
+
+
+def unit_for_technologist(user) -> Unit | None:
+    member = CrewMember.objects.filter(user=user, unit__isnull=False).select_related("unit").first()
+    return member.unit if member else None
+
+
+def unit_recent_studies(*, user, unit: Unit, request=None, limit: int = 25) -> list[Study]:
+    """The unit's latest studies with their newest QC result, for the van's QC page (audited)."""
+    studies = list(
+        Study.objects.filter(unit=unit)
+        .select_related("order")
+        .prefetch_related("qc_results")
+        .order_by("-ingested_at")[:limit]
+    )
+    if studies:
+        audit_record(
+            actor=user,
+            action="unit.qc_view",
+            obj=unit,
+            patient_data=True,
+            details={"studies": [s.pk for s in studies]},
+            request=request,
+        )
+    return studies
+
+
+def reconciliation_queue(user) -> QuerySet[Study]:
+    """Unmatched studies, oldest first; only cross-organisation staff reach all of them."""
+    # Operator staff (the QC officers) see every hospital's; scope_for_user decides that.
+    return scope_for_user(
+        user, Study.objects.filter(ingest_status=IngestStatus.UNMATCHED).order_by("ingested_at")
+    )
+
+
+def reconciliation_list_audit(user, studies: Sequence[Study], *, request: HttpRequest | None = None) -> None:
+    """One audit entry per queue page shown (patient data), none for an empty page."""
+    if studies:
+        audit_record(
+            actor=user,
+            action="reconciliation.list",
+            object_type="dicom.study",
+            patient_data=True,
+            details={"studies": [s.pk for s in studies]},
+            request=request,
+        )

@@ -11,10 +11,9 @@ from rest_framework.views import APIView
 
 from core.access import get_for_user
 from core.exceptions import NotFound
-from core.services import audit_record
 from dicom.models import Order, Study
+from dicom.selectors import reconciliation_list_audit, reconciliation_queue
 from dicom.services.ingest import study_link_order
-from dicom.study_selectors import reconciliation_queue
 
 
 class IsQCStaff(BasePermission):
@@ -59,15 +58,7 @@ class ReconciliationQueueApi(APIView):
     def get(self, request):
         paginator = PageNumberPagination()
         page = paginator.paginate_queryset(reconciliation_queue(request.user), request, view=self)
-        if page:
-            audit_record(
-                actor=request.user,
-                action="reconciliation.list",
-                object_type="dicom.study",
-                patient_data=True,
-                details={"studies": [s.pk for s in page]},
-                request=request,
-            )
+        reconciliation_list_audit(request.user, page or [], request=request)
         return paginator.get_paginated_response(QueuedStudySerializer(page, many=True).data)
 
 

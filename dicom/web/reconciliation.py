@@ -10,12 +10,11 @@ from django.views.decorators.http import require_http_methods
 
 from core.access import get_for_user
 from core.exceptions import DomainError
-from core.services import audit_record
 from core.workspaces import workspace_required
 from dicom.choices import OrderStatus
 from dicom.models import Order
+from dicom.selectors import reconciliation_list_audit, reconciliation_queue
 from dicom.services.ingest import study_link_order
-from dicom.study_selectors import reconciliation_queue
 
 
 def _candidates(study) -> list[Order]:
@@ -53,14 +52,6 @@ def reconciliation(request):
                 messages.success(request, f"Study linked to order {order.accession_number}; QC runs again.")
         return redirect("quality-reconciliation")
     studies = list(reconciliation_queue(request.user).select_related("unit")[:50])
-    if studies:
-        audit_record(
-            actor=request.user,
-            action="reconciliation.list",
-            object_type="dicom.study",
-            patient_data=True,
-            details={"studies": [s.pk for s in studies]},
-            request=request,
-        )
+    reconciliation_list_audit(request.user, studies, request=request)
     rows = [(study, _candidates(study)) for study in studies]
     return render(request, "dicom/reconciliation.html", {"rows": rows})

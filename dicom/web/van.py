@@ -6,7 +6,7 @@ from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404, render
 
 from core.workspaces import workspace_required
-from dicom.study_selectors import unit_for_technologist, unit_recent_studies, user_may_watch_unit
+from dicom.selectors import unit_for_technologist, unit_recent_studies, user_may_watch_unit
 from fleet.models import Unit
 
 
