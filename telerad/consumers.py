@@ -81,7 +81,7 @@ class ReadingFanout:
                 await asyncio.shield(group.ready)
                 break
             except asyncio.CancelledError:
-                if not group.ready.cancelled():
+                if not group.ready.cancelled() or _cancel_requested():
                     raise  # this socket's own connect was cancelled
             # The socket creating the group failed or went away before it was joined: try again.
         group.members.add(consumer)
@@ -122,6 +122,10 @@ class ReadingFanout:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                if _cancel_requested():
+                    # The cancel landed in the Redis client and came out as an error (redis-py
+                    # 8.0-8.1 did that): honour it rather than retry forever.
+                    raise asyncio.CancelledError from exc
                 # A Redis hiccup must not silence the group for every socket in this process.
                 self._receive_failed(name, exc)
                 await asyncio.sleep(0.2)
@@ -160,6 +164,11 @@ class ReadingFanout:
             for name, group in list(self.groups.items()):
                 with contextlib.suppress(Exception):
                     await self.layer.group_add(name, group.channel)
+
+
+def _cancel_requested() -> bool:
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
 
 
 _timeout_warned = False

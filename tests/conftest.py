@@ -1,6 +1,38 @@
+import os
+import sys
+import threading
+import traceback
+
 import pytest
 
 pytest_plugins = ["tests.orthanc_fixture"]
+EXIT_GRACE_S = float(os.environ.get("CARAVAN_TEST_EXIT_GRACE_S", "60"))
+_exit_status = 0
+
+
+def pytest_sessionfinish(session, exitstatus):
+    global _exit_status
+    _exit_status = int(exitstatus)
+
+
+def pytest_unconfigure(config):
+    """A thread left stuck by a failed test (say an event loop that never finished its shutdown)
+    is joined at interpreter exit and would hold the run open until CI's own limit. After a
+    grace period, print every thread's stack and exit: with pytest's status if it failed, else 3."""
+
+    def watchdog():
+        threading.Event().wait(EXIT_GRACE_S)
+        frames = sys._current_frames()
+        report = [f"\ntests: still not exited {EXIT_GRACE_S:g} s after the session; threads:\n"]
+        for thread in threading.enumerate():
+            if thread is not threading.current_thread() and thread.ident in frames:
+                report.append(f"--- {thread.name} (daemon={thread.daemon})\n")
+                report.extend(traceback.format_stack(frames[thread.ident]))
+        sys.stderr.write("".join(report))
+        sys.stderr.flush()
+        os._exit(_exit_status or 3)
+
+    threading.Thread(target=watchdog, name="exit-watchdog", daemon=True).start()
 
 
 @pytest.fixture(autouse=True)

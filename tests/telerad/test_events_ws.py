@@ -252,15 +252,7 @@ def test_event_of_a_rolled_back_transaction_is_never_delivered_nor_replayed():
 # --- reconnect and replay ------------------------------------------------------------------------
 
 
-def test_reconnect_with_since_replays_missed_events_then_live_without_duplicates(settings):
-    # The replay comes from the database whatever the layer; this test pins the in-memory layer
-    # because in the full suite on channels-redis it hung in asyncio's task cancellation after a
-    # failed receive (not yet understood; see the issue note). The real Redis layer is covered
-    # by test_replay_after_restart_on_the_real_redis_channel_layer below.
-    from channels.layers import channel_layers
-
-    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
-    channel_layers.backends.clear()
+def test_reconnect_with_since_replays_missed_events_then_live_without_duplicates():
     p1, p2 = _pool("P1"), _pool("P2")
     reader = _reader(p1)
     key = _token(reader)
