@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import pathlib
+import socket
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -94,6 +96,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # ignore the busy timeout, so concurrent-writer tests would fail for the wrong reason. One
     # file per process, so two test runs on one machine do not share it.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-caravan-{os.getpid()}.sqlite3")}
+    # SQLite creates the file but not its folder (a fresh clone has no var/).
+    pathlib.Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
+    VAR_DIR.mkdir(parents=True, exist_ok=True)
 else:
     DATABASES["default"]["CONN_MAX_AGE"] = env_int("DB_CONN_MAX_AGE", 60, minimum=0)
     # Our queries are short OLTP lookups: JIT compilation and parallel workers cost more to
@@ -110,10 +115,25 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            # redis-py 8 gives sockets a 5 s timeout while channels-redis blocks 5 s waiting for
-            # messages: an idle websocket's receive would time out and kill its consumer.
+            # No read timeout on the channel layer's sockets. redis-py wraps every read in
+            # asyncio.timeout() when one is set (redis-py 8 sets 5 s by default), and on this
+            # Python (3.11.2) a cancel that lands there is lost about one time in four: the
+            # command is retried, the task goes on, and a websocket's fan-out never stops
+            # (tests/test_redis_cancellation.py). channels-redis's receive blocks 5 s in
+            # BZPOPMIN by itself; TCP keepalive finds a dead Redis host in about a minute.
             "CONFIG": {
-                "hosts": [{"address": REDIS_URL, "socket_timeout": 15}],
+                "hosts": [
+                    {
+                        "address": REDIS_URL,
+                        "socket_timeout": None,
+                        "socket_keepalive": True,
+                        "socket_keepalive_options": {
+                            socket.TCP_KEEPIDLE: 30,
+                            socket.TCP_KEEPINTVL: 10,
+                            socket.TCP_KEEPCNT: 3,
+                        },
+                    }
+                ],
                 "prefix": env_str("CHANNEL_PREFIX", "caravan"),
             },
         }

@@ -9,9 +9,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
+
+from core.layer_sender import layer_group_send
 
 logger = logging.getLogger(__name__)
 
@@ -28,7 +29,7 @@ def group_send_on_commit(group: str, message: dict) -> None:
         if layer is None:
             return
         try:
-            async_to_sync(layer.group_send)(group, message)
+            layer_group_send(layer, group, message)
         except Exception:  # a lost live event must not undo committed work
             logger.exception("group_send to %s failed", group)
 

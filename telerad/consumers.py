@@ -51,7 +51,8 @@ CLOSE_UNAUTHENTICATED = 4401
 _RECENT = 512  # sequence numbers remembered to drop the second copy of a multi-audience event
 _GROUP_REFRESH_S = 3600.0  # channels-redis forgets group members after a day (group_expiry)
 _YIELD_EVERY = 50
-_NO_LAYER = "reading-consumers-use-the-fanout"  # an alias that does not exist: no per-socket channel
+_NO_LAYER = "reading-consumers-use-the-fanout"
+_STOP = "reading.fanout.stop"  # an alias that does not exist: no per-socket channel
 
 
 @dataclass(eq=False)
@@ -60,6 +61,7 @@ class _Group:
     ready: asyncio.Future
     members: set[ReadingConsumer] = field(default_factory=set)
     pump: asyncio.Task | None = None
+    closed: bool = False
 
 
 class ReadingFanout:
@@ -110,26 +112,34 @@ class ReadingFanout:
         if group.members or not group.ready.done():
             return
         del self.groups[name]
-        if group.pump is not None:
-            group.pump.cancel()
+        group.closed = True
         with contextlib.suppress(Exception):
             await self.layer.group_discard(name, group.channel)
+        # Stop the pump by a message on its own channel, not only by a cancel: a cancel that
+        # lands inside the Redis client can be lost (tests/test_redis_cancellation.py), and the
+        # pump would then wait in BZPOPMIN for ever. The cancel stays as the fallback for when
+        # Redis cannot take the message.
+        try:
+            await self.layer.send(group.channel, {"type": _STOP})
+        except Exception:
+            if group.pump is not None:
+                group.pump.cancel()
 
     async def _pump(self, name: str, group: _Group) -> None:
-        while True:
+        while not group.closed:
             try:
                 message = await self.layer.receive(group.channel)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                if _cancel_requested():
-                    # The cancel landed in the Redis client and came out as an error (redis-py
-                    # 8.0-8.1 did that): honour it rather than retry forever.
-                    raise asyncio.CancelledError from exc
+                if group.closed or _cancel_requested():
+                    return
                 # A Redis hiccup must not silence the group for every socket in this process.
                 self._receive_failed(name, exc)
                 await asyncio.sleep(0.2)
                 continue
+            if group.closed:
+                return
             if message.get("type") != "reading.event":
                 continue
             event = message["event"]

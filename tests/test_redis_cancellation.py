@@ -1,11 +1,16 @@
 """A cancelled task that is talking to Redis must end: nothing in our stack may swallow the cancel.
 
-redis-py 8.0 and 8.1 (asyncio) turn a cancellation that lands while a reply is read into a
-ConnectionError, retry the command on a new connection, and return its result: the task's
-CancelledError is gone and a ``while True`` loop around Redis calls (the reading fan-out's pump,
-channels-redis's receive) never ends. Event loops then hang in their shutdown, which is how it
-showed up: a websocket test waited forever in ``asyncio.run``'s task cancellation. Measured here
-with 400 random cancels: about a quarter lost on 8.x, none on 7.4.1 (requirements.txt pins it).
+When a socket read timeout is set, redis-py wraps every read in ``asyncio.timeout()``, and on
+our Python (3.11.2) a cancel that lands there is lost: the read fails, the command is retried
+on a new connection and returns, and the task goes on. redis-py 8 sets a 5 s timeout by
+default. Measured with 400 random cancels of a ZADD loop: 102 lost with the default, 0 with
+``socket_timeout=None``; with a blocking BZPOPMIN (what channels-redis's receive does) and a
+15 s timeout, 5-8 in 100. A ``while True`` loop around Redis calls (the reading fan-out's pump)
+then never ends, and event loops hang in their shutdown: a websocket test waited forever in
+``asyncio.run``'s task cancellation in CI. config/settings.py gives the channel layer no read
+timeout (TCP keepalive instead), and the fan-out stops its pump with a message on the pump's own
+channel rather than trusting the cancel (a cancel was still lost about once in 40 group
+lifetimes without a read timeout); these tests use the layer exactly as configured.
 """
 
 from __future__ import annotations
@@ -24,6 +29,12 @@ pytestmark = pytest.mark.skipif(
     not os.environ.get("REDIS_URL"), reason="REDIS_URL is unset: no real Redis configured (CI sets it)"
 )
 ROUNDS = 150
+
+
+def _configured_host() -> dict:
+    from django.conf import settings
+
+    return dict(settings.CHANNEL_LAYERS["default"]["CONFIG"]["hosts"][0])
 
 
 def _cancel_lands(loop_body) -> int:
@@ -56,6 +67,7 @@ def _cancel_lands(loop_body) -> int:
 
 
 def test_cancelled_redis_command_ends_the_task():
+    from channels_redis.utils import create_pool
     from redis import asyncio as aioredis
 
     client: aioredis.Redis | None = None
@@ -63,9 +75,10 @@ def test_cancelled_redis_command_ends_the_task():
 
     async def command():
         nonlocal client
-        if client is None:
-            client = aioredis.Redis.from_url(os.environ["REDIS_URL"])
+        if client is None:  # a connection made the way the channel layer makes its own
+            client = aioredis.Redis(connection_pool=create_pool(_configured_host()))
         await client.zadd(key, {"member": 1.0})
+        await client.bzpopmin(f"{key}-empty", timeout=1)
 
     lost = _cancel_lands(command)
     assert lost == 0, f"{lost} of {ROUNDS} cancelled tasks went on running (redis-py lost the cancel)"
@@ -98,6 +111,7 @@ def test_reading_fanout_pump_ends_when_its_group_is_left():
                 await fanout.leave(f"g{n}", member)
                 done, _ = await asyncio.wait([pump], timeout=2)
                 stuck += not done
+
             return stuck
         finally:
             await layer.flush()
