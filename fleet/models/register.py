@@ -1,5 +1,7 @@
 """Fleet register. The foundation holds the minimum the demo needs; the fleet issue extends it."""
 
+__all__ = ["CrewMember", "Unit", "ae_title_validator"]
+
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
