@@ -1,0 +1,3 @@
+"""Fleet register API routes."""
+
+urlpatterns: list = []

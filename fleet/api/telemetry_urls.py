@@ -1,0 +1,3 @@
+"""Fleet telemetry API routes."""
+
+urlpatterns: list = []

@@ -1,0 +1,8 @@
+"""Fleet API under /api/fleet/: the register (register_urls) and telemetry (telemetry_urls)."""
+
+from django.urls import include, path
+
+urlpatterns = [
+    path("", include("fleet.api.register_urls")),
+    path("", include("fleet.api.telemetry_urls")),
+]
