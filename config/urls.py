@@ -10,7 +10,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/dicom/", include("dicom.api.urls")),
     path("api/reading/", include("telerad.api.urls")),
-    path("api/fleet/", include("fleet.api.urls")),
+    path("api/", include("fleet.api.urls")),  # /api/units/..., /api/units/<id>/telemetry/
     path("api/", include("core.api.urls")),
     # The authorised DICOMweb proxy and the OHIF viewer (docs/viewer.md).
     path("dicom-web/", dicomweb_proxy.dicomweb_proxy, name="dicomweb-root"),
