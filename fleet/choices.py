@@ -23,3 +23,21 @@ class CrewRole(models.TextChoices):
     DRIVER = "driver", "Driver"
     TECHNOLOGIST = "technologist", "Technologist"
     RADIOGRAPHER = "radiographer", "Radiographer"
+
+
+class VisitStatus(models.TextChoices):
+    PLANNED = "planned", "Planned"
+    EN_ROUTE = "en_route", "En route"
+    ON_SITE = "on_site", "On site"
+    DONE = "done", "Done"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+class SiteKind(models.TextChoices):
+    HOSPITAL = "hospital", "Hospital"
+    DEPOT = "depot", "Depot"
+
+
+class GeofenceEventKind(models.TextChoices):
+    ARRIVAL = "arrival", "Arrival"
+    DEPARTURE = "departure", "Departure"

@@ -1,4 +1,4 @@
-"""Fleet API under /api/ (units/, crew/, visits/, units/<id>/telemetry/): the register (register_urls) and telemetry (telemetry_urls)."""
+"""Fleet API under /api/: units/, crew/, visits/ (register_urls), units/<id>/telemetry/ (telemetry_urls)."""
 
 from django.urls import include, path
 

@@ -1,12 +1,12 @@
 """Fleet register. The foundation holds the minimum the demo needs; the fleet issue extends it."""
 
-__all__ = ["CrewMember", "Unit", "ae_title_validator"]
+__all__ = ["CrewMember", "Unit", "Visit", "ae_title_validator"]
 
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 
-from fleet.choices import CrewRole, Modality, UnitStatus
+from fleet.choices import CrewRole, Modality, UnitStatus, VisitStatus
 
 ae_title_validator = RegexValidator(
     r"^[A-Z0-9_\-]{1,16}$", "AE titles are 1-16 characters: capitals, digits, '_' or '-'"
@@ -55,3 +55,29 @@ class CrewMember(models.Model):
 
     def __str__(self) -> str:
         return f"{self.full_name} ({self.role})"
+
+
+class Visit(models.Model):
+    """A unit at a hospital on a day (planned by dispatch; arrival/departure from telemetry)."""
+
+    unit = models.ForeignKey(Unit, on_delete=models.PROTECT, related_name="visits")
+    hospital = models.ForeignKey("core.Organisation", on_delete=models.PROTECT, related_name="visits")
+    date = models.DateField(db_index=True)
+    sequence = models.PositiveSmallIntegerField(
+        default=1, help_text="Order of the stop on the unit's route that day"
+    )
+    status = models.CharField(max_length=20, choices=VisitStatus.choices, default=VisitStatus.PLANNED)
+    exams_booked = models.PositiveSmallIntegerField(default=0)
+    arrived_at = models.DateTimeField(null=True, blank=True)
+    departed_at = models.DateTimeField(null=True, blank=True)
+    crew = models.ManyToManyField(CrewMember, blank=True, related_name="visits")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    organisation_lookup = "unit__operator_id"
+
+    class Meta:
+        ordering = ["date", "unit_id", "sequence"]
+        indexes = [models.Index(fields=["unit", "date"]), models.Index(fields=["hospital", "date"])]
+
+    def __str__(self) -> str:
+        return f"{self.unit} at {self.hospital} on {self.date}"
