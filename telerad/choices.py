@@ -25,6 +25,8 @@ class EventKind(models.TextChoices):
     SLA_BREACH = "sla.breach", "SLA breached"
     CRITICAL_RESULT = "critical.result", "Critical result"
     CRITICAL_ACK = "critical.acknowledged", "Critical result acknowledged"
+    STUDY_ESCALATED = "study.escalated", "Study escalated to the pool lead"
+    REPORT_ADDENDUM = "report.addendum", "Signed addendum to a final report"
 
 
 class CriticalStatus(models.TextChoices):

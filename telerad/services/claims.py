@@ -22,6 +22,7 @@ from core.models import User
 from core.services import audit_record
 from telerad.choices import EventKind, TaskStatus
 from telerad.models import Radiologist, ReadingPool, ReadingTask
+from telerad.services.escalation import escalate_uncovered_tasks
 from telerad.services.events import event_emit
 from telerad.services.routing import person, route_pending_studies, task_event_payload
 
@@ -234,6 +235,7 @@ def sla_sweep(*, now: datetime | None = None) -> dict[str, int]:
     """
     now = now or timezone.now()
     routed = route_pending_studies(now=now)
+    escalated = escalate_uncovered_tasks(now=now)  # shifts that ended since the task was routed
     open_tasks = ReadingTask.objects.filter(status__in=OPEN_STATUSES, reported_at__isnull=True)
 
     breached = 0
@@ -257,7 +259,7 @@ def sla_sweep(*, now: datetime | None = None) -> dict[str, int]:
     for task_id, routed_at, deadline in candidates:
         if now >= routed_at + (deadline - routed_at) * SLA_WARNING_FRACTION:
             warned += _mark_sla(task_id, now, breach=False)
-    return {"routed": routed, "warned": warned, "breached": breached}
+    return {"routed": routed, "escalated": escalated, "warned": warned, "breached": breached}
 
 
 @transaction.atomic

@@ -1,4 +1,4 @@
-"""Tele-reading writes. The foundation keeps reader profiles; the reading issue adds claims and reports."""
+"""Reader profiles and shifts."""
 
 from __future__ import annotations
 
@@ -41,3 +41,20 @@ def radiologist_profile_set(
         details={"on_shift": on_shift, "max_concurrent": max_concurrent},
     )
     return profile
+
+
+@transaction.atomic
+def radiologist_shift_set(*, actor: User | None, radiologist: Radiologist, on_shift: bool) -> Radiologist:
+    """A reader comes on or goes off shift. Going off escalates what nobody on shift can read now."""
+    from telerad.services.escalation import escalate_uncovered_tasks
+
+    changed = (
+        Radiologist.objects.filter(pk=radiologist.pk).exclude(on_shift=on_shift).update(on_shift=on_shift)
+    )
+    radiologist.refresh_from_db()
+    if not changed:
+        return radiologist
+    audit_record(actor=actor, action="radiologist.shift", obj=radiologist, details={"on_shift": on_shift})
+    if not on_shift:
+        escalate_uncovered_tasks(pool_ids=radiologist.pools.values_list("pk", flat=True))
+    return radiologist

@@ -347,8 +347,22 @@ def addendum_sign(*, actor: User, addendum: Addendum, request: HttpRequest | Non
     if Addendum.objects.filter(pk=addendum.pk, signed_at__isnull=True).update(signed_at=now) != 1:
         raise ReportImmutable("This addendum is already signed")
     addendum.signed_at = now
-    _audit(actor, "report.addendum_sign", addendum.report, request, addendum=addendum.pk)
-    _store_pdf_after_commit(addendum.report)
+    report = addendum.report
+    _audit(actor, "report.addendum_sign", report, request, addendum=addendum.pk)
+    event_emit(
+        kind=EventKind.REPORT_ADDENDUM,
+        payload={
+            "study": report.study_id,
+            "report": report.pk,
+            "addendum": addendum.pk,
+            "accession": report.study.accession_number,
+            "signed_at": now.isoformat(),
+        },
+        task=report.task,
+        pool=report.task.pool,
+        hospital=report.study.hospital or report.task.hospital,
+    )
+    _store_pdf_after_commit(report)
     return addendum
 
 

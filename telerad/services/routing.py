@@ -25,6 +25,7 @@ from dicom.choices import Priority
 from dicom.models import Study
 from telerad.choices import EventKind, TaskStatus
 from telerad.models import Radiologist, ReadingPool, ReadingTask
+from telerad.services.escalation import task_escalate_to_lead
 from telerad.services.events import event_emit
 
 logger = logging.getLogger(__name__)
@@ -229,27 +230,12 @@ def study_route(*, study: Study, now: datetime | None = None) -> ReadingTask | N
     }
     event_emit(kind=EventKind.STUDY_ADDED, payload=payload, task=task, pool=pool)
     if not on_shift:
-        _escalate_to_lead(task=task, payload=payload, readers=len(readers))
+        task_escalate_to_lead(task=task, reason=_no_reader_reason(len(readers)), payload=payload)
     return task
 
 
-def _escalate_to_lead(*, task: ReadingTask, payload: dict[str, Any], readers: int) -> None:
-    pool = task.pool
-    reason = "no eligible reader" if readers == 0 else "no eligible reader on shift"
-    if pool.lead_id is None:
-        logger.warning("task %s: %s and pool %s has no lead to escalate to", task.pk, reason, pool.pk)
-        return
-    # There is no dedicated event kind for escalations (adding one needs a migration): the lead
-    # gets the study as "added" to their own feed, marked as an escalation asking them to assign.
-    event_emit(
-        kind=EventKind.STUDY_ADDED,
-        payload={**payload, "escalation": {"reason": reason, "action": "assign"}},
-        task=task,
-        user=pool.lead,
-    )
-    audit_record(
-        actor=None, action="task.escalate", obj=task, details={"reason": reason, "lead": pool.lead_id}
-    )
+def _no_reader_reason(readers: int) -> str:
+    return "no eligible reader" if readers == 0 else "no eligible reader on shift"
 
 
 def route_pending_studies(*, now: datetime | None = None, limit: int = 200) -> int:

@@ -264,11 +264,36 @@ def test_sla_warning_at_80_percent_and_breach_after_the_deadline_each_once(pool)
         pool=pool, eligible=[reader], routed_at=t0, deadline=t0 + timedelta(minutes=100)
     )
 
-    assert sla_sweep(now=t0 + timedelta(minutes=79)) == {"routed": 0, "warned": 0, "breached": 0}
-    assert sla_sweep(now=t0 + timedelta(minutes=80)) == {"routed": 0, "warned": 1, "breached": 0}
-    assert sla_sweep(now=t0 + timedelta(minutes=90)) == {"routed": 0, "warned": 0, "breached": 0}
-    assert sla_sweep(now=t0 + timedelta(minutes=100)) == {"routed": 0, "warned": 0, "breached": 1}
-    assert sla_sweep(now=t0 + timedelta(minutes=200)) == {"routed": 0, "warned": 0, "breached": 0}
+    assert sla_sweep(now=t0 + timedelta(minutes=79)) == {
+        "routed": 0,
+        "escalated": 0,
+        "warned": 0,
+        "breached": 0,
+    }
+    assert sla_sweep(now=t0 + timedelta(minutes=80)) == {
+        "routed": 0,
+        "escalated": 0,
+        "warned": 1,
+        "breached": 0,
+    }
+    assert sla_sweep(now=t0 + timedelta(minutes=90)) == {
+        "routed": 0,
+        "escalated": 0,
+        "warned": 0,
+        "breached": 0,
+    }
+    assert sla_sweep(now=t0 + timedelta(minutes=100)) == {
+        "routed": 0,
+        "escalated": 0,
+        "warned": 0,
+        "breached": 1,
+    }
+    assert sla_sweep(now=t0 + timedelta(minutes=200)) == {
+        "routed": 0,
+        "escalated": 0,
+        "warned": 0,
+        "breached": 0,
+    }
 
     task.refresh_from_db()
     assert task.sla_warned_at == t0 + timedelta(minutes=80)
@@ -288,7 +313,7 @@ def test_sla_sweep_skips_reported_tasks_and_routes_pending_studies(pool):
     )
     RoutableStudyFactory()
 
-    assert sla_sweep() == {"routed": 1, "warned": 0, "breached": 0}
+    assert sla_sweep() == {"routed": 1, "escalated": 0, "warned": 0, "breached": 0}
     assert ReadingTask.objects.count() == 2
     assert list(ReadingEvent.objects.values_list("kind", flat=True)) == ["study.added"]
 

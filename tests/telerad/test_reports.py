@@ -462,6 +462,23 @@ def test_addendum_flow(world):
     assert actions[-2:] == ["report.addendum_add", "report.addendum_sign"]
 
 
+def test_a_signed_addendum_is_a_live_event_for_the_pool_and_the_hospital(
+    world, django_capture_on_commit_callbacks
+):
+    from telerad.models import ReadingEvent
+
+    report = _signed(world)
+    addendum = addendum_add(actor=world.reader, report=report, text="Also: small hiatus hernia.")
+    assert not ReadingEvent.objects.filter(kind="report.addendum").exists()  # not for a draft
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        addendum_sign(actor=world.reader, addendum=addendum)
+    events = ReadingEvent.objects.filter(kind="report.addendum")
+    assert [(e.pool_id, e.hospital_id, e.payload["addendum"]) for e in events] == [
+        (report.task.pool_id, report.study.hospital_id, addendum.pk)
+    ]
+    assert len(callbacks) >= 2  # one send per group (pool, hospital), after commit
+
+
 def test_addendum_rules(world):
     report = report_save_draft(actor=world.reader, task=world.task, fields=CHEST, free_text="")
     with pytest.raises(Conflict, match="final reports"):

@@ -218,7 +218,7 @@ def test_nobody_eligible_on_shift_escalates_to_the_pool_lead():
     events = list(ReadingEvent.objects.order_by("id"))
     assert [(e.kind, e.pool_id, e.user_id) for e in events] == [
         ("study.added", pool.pk, None),
-        ("study.added", None, lead.pk),
+        ("study.escalated", None, lead.pk),
     ]
     assert events[0].payload["escalated"] is True
     assert events[1].payload["escalation"] == {"reason": "no eligible reader on shift", "action": "assign"}
@@ -404,3 +404,84 @@ def test_a_demo_head_ct_at_the_demo_hospital_goes_to_the_neuro_reader():
 
     assert [r.user.username for r in task.eligible.all()] == ["dr.zhang"]
     assert task.escalated_at is None
+
+
+def test_going_off_shift_escalates_what_nobody_on_shift_can_read_once():
+    from telerad.services.claims import sla_sweep
+    from telerad.services.profiles import radiologist_shift_set
+
+    lead = RadiologistUserFactory()
+    pool = ReadingPoolFactory(regions=["CN-HB"], lead=lead)
+    neuro = RadiologistFactory(
+        pools=[pool], licensed_regions=["CN-HB"], subspecialties=["neuro"], on_shift=True
+    )
+    chest = RadiologistFactory(
+        pools=[pool], licensed_regions=["CN-HB"], subspecialties=["chest"], on_shift=True
+    )
+    head = study_route(study=_study(body_part="HEAD"))  # only the neuro reader is eligible
+    chest_task = study_route(study=_study(body_part="CHEST"))  # only the chest reader
+    assert head.escalated_at is None and chest_task.escalated_at is None
+
+    radiologist_shift_set(actor=neuro.user, radiologist=neuro, on_shift=False)
+
+    head.refresh_from_db()
+    chest_task.refresh_from_db()
+    assert head.escalated_at is not None
+    assert chest_task.escalated_at is None  # its reader is still on shift
+    escalations = ReadingEvent.objects.filter(kind="study.escalated")
+    assert [(e.user_id, e.task_id) for e in escalations] == [(lead.pk, head.pk)]
+    assert escalations[0].payload["escalation"]["reason"] == "no eligible reader on shift"
+    assert AuditEntry.objects.filter(action="radiologist.shift", object_id=str(neuro.pk)).count() == 1
+
+    # Once only: the sweep, another shift change, a repeated "off" do not escalate it again.
+    assert sla_sweep()["escalated"] == 0
+    radiologist_shift_set(actor=neuro.user, radiologist=neuro, on_shift=False)
+    assert ReadingEvent.objects.filter(kind="study.escalated").count() == 1
+    assert AuditEntry.objects.filter(action="radiologist.shift").count() == 1
+
+    # A shift that ends without anyone saying so (profile edited elsewhere) is caught by the sweep.
+    chest.on_shift = False
+    chest.save(update_fields=["on_shift"])
+    assert sla_sweep()["escalated"] == 1
+    chest_task.refresh_from_db()
+    assert chest_task.escalated_at is not None
+
+
+def test_claimed_or_assigned_tasks_are_not_escalated_when_shifts_end():
+    from telerad.services.escalation import uncovered_tasks
+
+    pool = ReadingPoolFactory(regions=["CN-HB"], lead=RadiologistUserFactory())
+    reader = RadiologistFactory(pools=[pool], licensed_regions=["CN-HB"], on_shift=True)
+    claimed = study_route(study=_study())
+    claimed.status = "claimed"
+    claimed.claimed_by = reader.user
+    claimed.save()
+    assigned = study_route(study=_study())
+    assigned.assigned_to = reader
+    assigned.save()
+    open_task = study_route(study=_study())
+    reader.on_shift = False
+    reader.save(update_fields=["on_shift"])
+
+    assert list(uncovered_tasks().values_list("pk", flat=True)) == [open_task.pk]
+
+
+def test_shift_api_sets_the_callers_shift_and_refuses_others(client):
+    pool = ReadingPoolFactory(regions=["CN-HB"], lead=RadiologistUserFactory())
+    reader = RadiologistFactory(pools=[pool], licensed_regions=["CN-HB"], on_shift=True)
+    task = study_route(study=_study())
+    client.force_login(reader.user)
+
+    response = client.post("/api/reading/me/shift/", {"on_shift": False}, content_type="application/json")
+
+    assert (response.status_code, response.json()) == (200, {"on_shift": False})
+    reader.refresh_from_db()
+    task.refresh_from_db()
+    assert reader.on_shift is False and task.escalated_at is not None
+    bad = client.post("/api/reading/me/shift/", {"on_shift": "maybe"}, content_type="application/json")
+    assert bad.status_code == 400 and "on_shift" in bad.json()["errors"]
+    client.force_login(UserFactory(roles=["hospital_user"]))
+    denied = client.post("/api/reading/me/shift/", {"on_shift": True}, content_type="application/json")
+    assert denied.status_code == 403
+    reader.refresh_from_db()
+    assert reader.on_shift is False
