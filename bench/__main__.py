@@ -13,6 +13,7 @@ a target is missed.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 
@@ -94,7 +95,12 @@ def main() -> int:
     fanout_p = sub.add_parser("fanout", help="websocket fan-out to 1,000 readers vs bare channels-redis")
     fanout_p.add_argument("--clients", type=int, default=1000)
     fanout_p.add_argument("--events", type=int, default=50)
-    fanout_p.add_argument("--servers", type=int, default=1, help="daphne processes (clients round-robin)")
+    fanout_p.add_argument(
+        "--servers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="daphne processes behind one port (manage.py serve; default: one per core, as deployed)",
+    )
     worklist_p = sub.add_parser(
         "worklist", help="worklist API p95 with 100,000 studies; constant query count"
     )

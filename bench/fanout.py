@@ -198,13 +198,13 @@ def _readers(n: int):
 
 
 @contextlib.contextmanager
-def _daphne(port: int, prefix: str, log_path: Path):
+def _server(port: int, processes: int, prefix: str, log_path: Path):
+    """``manage.py serve``: ``processes`` daphne processes on one port, as deployed."""
     env = dict(os.environ, CHANNEL_PREFIX=prefix, LOG_LEVEL="WARNING")
     env.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-    daphne = Path(sys.executable).with_name("daphne")
     with open(log_path, "w") as log:
         proc = subprocess.Popen(
-            [str(daphne), "-b", "127.0.0.1", "-p", str(port), "-v", "0", "config.asgi:application"],
+            [sys.executable, "manage.py", "serve", "--port", str(port), "--processes", str(processes)],
             cwd=ROOT,
             env=env,
             stdout=log,
@@ -220,7 +220,7 @@ def _daphne(port: int, prefix: str, log_path: Path):
                     break  # it answers (503 when Orthanc is not running, which this bench does not need)
                 except Exception:
                     if proc.poll() is not None or time.monotonic() > deadline:
-                        raise RuntimeError(f"daphne did not start; see {log_path}") from None
+                        raise RuntimeError(f"the server did not start; see {log_path}") from None
                     time.sleep(0.2)
             yield proc
         finally:
@@ -290,7 +290,7 @@ async def _baseline(clients: int, events: int, warmup: int, prefix: str) -> dict
     return _percentiles(samples)
 
 
-async def _websocket(ports: list[int], keys: list[str], pool, events: int, warmup: int) -> dict[str, float]:
+async def _websocket(port: int, keys: list[str], pool, events: int, warmup: int) -> dict[str, float]:
     from telerad.choices import EventKind
     from telerad.services.events import event_emit
 
@@ -299,10 +299,8 @@ async def _websocket(ports: list[int], keys: list[str], pool, events: int, warmu
     t_connect = time.perf_counter()
     for start in range(0, len(keys), 50):  # batches: daphne's handshake timeout is 5 s
         batch = keys[start : start + 50]
-        # Round-robin over the daphne processes, as a load balancer in front of them would.
-        clients += await asyncio.gather(
-            *(_connect(ports[(start + k) % len(ports)], key, run) for k, key in enumerate(batch))
-        )
+        # One port: the kernel spreads the connections over the processes (SO_REUSEPORT).
+        clients += await asyncio.gather(*(_connect(port, key, run) for key in batch))
     connect_s = time.perf_counter() - t_connect
 
     emit_ms: list[float] = []
@@ -367,13 +365,11 @@ def run(*, clients: int = 1000, events: int = 50, warmup: int = 5, servers: int 
 
     pool, keys = _readers(clients)
     baseline = asyncio.run(_baseline(clients, events, warmup, prefix))
-    ports = [_free_port() for _ in range(servers)]
+    port = _free_port()
     log_dir = Path(tempfile.mkdtemp(prefix="caravan-fanout-"))
     try:
-        with contextlib.ExitStack() as stack:
-            for n, port in enumerate(ports):
-                stack.enter_context(_daphne(port, prefix, log_dir / f"daphne-{n}.log"))
-            websocket = asyncio.run(_websocket(ports, keys, pool, events, warmup))
+        with _server(port, servers, prefix, log_dir / "serve.log"):
+            websocket = asyncio.run(_websocket(port, keys, pool, events, warmup))
     finally:
         asyncio.run(_flush(prefix))  # group keys would otherwise stay in Redis for a day
     return {

@@ -62,4 +62,4 @@ MSG
 pids+=($!)
 # No access log: request URLs carry study UIDs and, in viewer searches, patient IDs, and no
 # patient data may reach application logs (docs/security.md).
-.venv/bin/daphne -b "$HOST" -p "$PORT" --access-log /dev/null config.asgi:application
+$PY manage.py serve --bind "$HOST" --port "$PORT" --access-log /dev/null

@@ -35,7 +35,8 @@ ORTHANC_ENTRYPOINT = DOCKER / "orthanc_entrypoint.py"
 APP_SERVICES = ("web", "worker", "beat", "migrate")
 LONG_RUNNING_APP_SERVICES = ("web", "worker", "beat")
 # No access log: request URLs carry study UIDs and patient IDs (docs/security.md).
-DAPHNE = ["daphne", "-b", "0.0.0.0", "-p", "8000", "--access-log", "/dev/null", "config.asgi:application"]
+# One daphne per core behind one port (core/management/commands/serve.py).
+DAPHNE = ["python", "manage.py", "serve", "--bind", "0.0.0.0", "--port", "8000", "--access-log", "/dev/null"]
 ORTHANC_HTTP_PORT = 8042
 SHARED_WITH_ORTHANC = (
     "CARAVAN_ENV",
