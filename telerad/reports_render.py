@@ -30,7 +30,7 @@ from dicom.uids import new_uid
 from telerad.choices import ReportStatus
 from telerad.models import Report
 from telerad.report_templates import display_value, template_get
-from telerad.services.reports import report_turnaround
+from telerad.selectors_reports import report_turnaround
 
 WATERMARKS = {
     ReportStatus.FINAL: "FINAL",

@@ -20,17 +20,19 @@ from core.exceptions import NotFound
 from telerad.models import Addendum, Report
 from telerad.report_templates import template_for, template_get
 from telerad.reports_render import report_html, report_pdf
-from telerad.services.reports import (
-    addendum_add,
-    addendum_sign,
+from telerad.selectors_reports import (
     report_for_task_get,
     report_get_for_user,
-    report_mark_preliminary,
-    report_save_draft,
-    report_sign,
     report_turnaround,
     task_get_for_report,
     user_may_read_task,
+)
+from telerad.services.reports import (
+    addendum_add,
+    addendum_sign,
+    report_mark_preliminary,
+    report_save_draft,
+    report_sign,
 )
 
 

@@ -1,4 +1,4 @@
-"""Writing reports: draft -> preliminary -> final, then signed addenda. Reading them, audited.
+"""Writing reports: draft -> preliminary -> final, then signed addenda (reads: selectors_reports).
 
 Only the reader holding an unexpired claim on the task writes its report (anyone else: 403;
 their own claim expired or gone: 409). Every saved state is appended as a ``ReportVersion``.
@@ -13,25 +13,22 @@ original reader. They are exactly the radiologists ``dicom.study_access`` lets s
 
 from __future__ import annotations
 
-import importlib
 import logging
-from datetime import datetime
 from typing import Any
 
 from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
-from core.access import user_is_cross_organisation
-from core.choices import OrganisationKind, Role
-from core.exceptions import AccessDenied, Conflict, InvalidInput, NotFound, Unavailable
+from core.choices import Role
+from core.exceptions import AccessDenied, Conflict, InvalidInput
 from core.models import User
-from core.services import audit_record
-from dicom.models import Study
 from telerad.choices import EventKind, ReportStatus, TaskStatus
 from telerad.models import Addendum, ReadingTask, Report, ReportVersion
 from telerad.models.reports import ReportImmutable
 from telerad.report_templates import MAX_TEXT_LENGTH, template_for, template_get, validate_fields
+from telerad.selectors_reports import is_task_reader, report_audit
+from telerad.services.critical import critical_result_open
 from telerad.services.events import event_emit
 
 logger = logging.getLogger(__name__)
@@ -90,18 +87,6 @@ def _append_version(report: Report, actor: User) -> ReportVersion:
     )
 
 
-def _audit(actor: User, action: str, report: Report, request: HttpRequest | None, **details: Any) -> None:
-    audit_record(
-        actor=actor,
-        action=action,
-        obj=report,
-        patient_data=True,
-        patient_id=report.study.patient_id,
-        details={"task": report.task_id, "version": report.version, "status": report.status, **details},
-        request=request,
-    )
-
-
 def _write(
     *,
     actor: User,
@@ -140,7 +125,7 @@ def _write(
     report.version += 1
     report.save()
     _append_version(report, actor)
-    _audit(actor, f"report.{status}", report, request, template=template.key)
+    report_audit(actor, f"report.{status}", report, request, template=template.key)
     return report
 
 
@@ -198,21 +183,6 @@ def report_mark_preliminary(
     )
 
 
-def _critical_module():
-    """``telerad.services.critical`` (written by the critical-results work), or a loud refusal."""
-    try:
-        return importlib.import_module("telerad.services.critical")
-    except ModuleNotFoundError as exc:
-        if exc.name != "telerad.services.critical":
-            raise
-        logger.error("report_sign(critical=True) but telerad.services.critical is not installed")
-        raise Unavailable(
-            "Critical results cannot be recorded on this server (telerad.services.critical is "
-            "missing); the report was not signed",
-            code="critical_results_unavailable",
-        ) from None
-
-
 @transaction.atomic
 def report_sign(
     *,
@@ -237,7 +207,6 @@ def report_sign(
         raise ReportImmutable("This report is already signed")
     validate_fields(template_get(report.template), report.fields, require_complete=True)
     summary = (critical_summary or "").strip()
-    critical_open = None
     if critical:
         if not summary:
             raise InvalidInput(
@@ -251,7 +220,6 @@ def report_sign(
                 code="invalid_field",
                 extra={"field": "critical_summary"},
             )
-        critical_open = _critical_module().critical_result_open  # before any write
 
     now = timezone.now()
     # Compare-and-swap on the claim: act only if it is still ours and live at this instant.
@@ -269,7 +237,7 @@ def report_sign(
     report.version += 1
     report.save()
     _append_version(report, actor)
-    _audit(actor, "report.sign", report, request, critical=bool(critical))
+    report_audit(actor, "report.sign", report, request, critical=bool(critical))
 
     study = report.study
     event_emit(
@@ -285,27 +253,16 @@ def report_sign(
         pool=task.pool,
         hospital=study.hospital or task.hospital,
     )
-    if critical_open is not None:
-        critical_open(report=report, summary=summary, actor=actor)
+    if critical:
+        critical_result_open(report=report, summary=summary, actor=actor)
     _store_pdf_after_commit(report)
     return report
-
-
-def _is_task_reader(user: User, task: ReadingTask) -> bool:
-    """Eligible for the task (routing), assigned to it, or holding/having held its claim."""
-    if not user.has_role(Role.RADIOLOGIST):
-        return False
-    if task.claimed_by_id == user.pk:
-        return True
-    if task.assigned_to is not None and task.assigned_to.user_id == user.pk:
-        return True
-    return task.eligible.filter(user=user).exists()
 
 
 def _may_author_addendum(actor: User, report: Report) -> bool:
     if not actor.has_role(Role.RADIOLOGIST):
         return False
-    return report.author_id == actor.pk or _is_task_reader(actor, report.task)
+    return report.author_id == actor.pk or is_task_reader(actor, report.task)
 
 
 @transaction.atomic
@@ -326,7 +283,7 @@ def addendum_add(*, actor: User, report: Report, text: str, request: HttpRequest
             f"text: at most {MAX_TEXT_LENGTH} characters", code="invalid_field", extra={"field": "text"}
         )
     addendum = Addendum.objects.create(report=report, author=actor, text=text.strip())
-    _audit(actor, "report.addendum_add", report, request, addendum=addendum.pk)
+    report_audit(actor, "report.addendum_add", report, request, addendum=addendum.pk)
     return addendum
 
 
@@ -348,7 +305,7 @@ def addendum_sign(*, actor: User, addendum: Addendum, request: HttpRequest | Non
         raise ReportImmutable("This addendum is already signed")
     addendum.signed_at = now
     report = addendum.report
-    _audit(actor, "report.addendum_sign", report, request, addendum=addendum.pk)
+    report_audit(actor, "report.addendum_sign", report, request, addendum=addendum.pk)
     event_emit(
         kind=EventKind.REPORT_ADDENDUM,
         payload={
@@ -371,115 +328,3 @@ def _store_pdf_after_commit(report: Report) -> None:
     from telerad.reports_render import report_store_in_orthanc_on_commit
 
     report_store_in_orthanc_on_commit(report)
-
-
-# --- reads -------------------------------------------------------------------------------------
-
-
-def _seconds(start: datetime | None, end: datetime | None) -> int | None:
-    if start is None or end is None:
-        return None
-    return int((end - start).total_seconds())
-
-
-def report_turnaround(report: Report) -> dict[str, Any]:
-    """The report's milestones and the intervals between them (seconds; None when unknown).
-
-    acquired = the study reached the platform (``Study.ingested_at``), routed = put on the
-    worklist, claimed = the (last) claim, signed = final.
-    """
-    task, study = report.task, report.study
-    acquired, routed, claimed, signed = study.ingested_at, task.routed_at, task.claimed_at, report.signed_at
-    return {
-        "acquired": acquired,
-        "routed": routed,
-        "claimed": claimed,
-        "signed": signed,
-        "deadline": task.deadline,
-        "within_sla": (signed <= task.deadline) if signed and task.deadline else None,
-        "intervals": {
-            "acquired_to_routed": _seconds(acquired, routed),
-            "routed_to_claimed": _seconds(routed, claimed),
-            "claimed_to_signed": _seconds(claimed, signed),
-            "routed_to_signed": _seconds(routed, signed),
-            "acquired_to_signed": _seconds(acquired, signed),
-        },
-    }
-
-
-def _study_visible_to(user: User, study: Study) -> bool | None:
-    """``dicom.study_access.study_visible_to`` when that module exists, else None."""
-    try:
-        module = importlib.import_module("dicom.study_access")
-    except ModuleNotFoundError as exc:
-        if exc.name != "dicom.study_access":
-            raise
-        return None
-    check = getattr(module, "study_visible_to", None)
-    return None if check is None else bool(check(user, study))
-
-
-def user_may_read_task(user: User, task: ReadingTask) -> bool:
-    """Who may see a task's report: ``dicom.study_access.study_visible_to`` when it exists;
-    otherwise its readers (claimant, eligible, assigned), the study's hospital users (once
-    preliminary or final, checked by the caller) and cross-organisation staff."""
-    if not getattr(user, "is_authenticated", False) or not user.is_active:
-        return False
-    visible = _study_visible_to(user, task.study)
-    if visible is not None:
-        return visible
-    if user_is_cross_organisation(user) or _is_task_reader(user, task):
-        return True
-    hospital_id = task.study.hospital_id or task.hospital_id
-    return user.has_role(Role.HOSPITAL_USER) and user.organisation_id == hospital_id
-
-
-def _is_hospital_user(user: User) -> bool:
-    org = user.organisation
-    return org is not None and org.kind == OrganisationKind.HOSPITAL
-
-
-def _reports():
-    return Report.objects.select_related(
-        "study", "study__hospital", "study__order", "task", "task__pool", "author"
-    ).prefetch_related("addenda__author")
-
-
-def report_get_for_user(
-    user: User, report_id: int, *, request: HttpRequest | None = None, action: str = "report.view"
-) -> Report:
-    """The report if ``user`` may read it (else ``NotFound``: ids reveal nothing), audited.
-
-    Hospital users see a report once it is preliminary or final, never a draft.
-    """
-    report = _reports().filter(pk=report_id).first()
-    if report is None or not user_may_read_task(user, report.task):
-        raise NotFound("No report matches the given id")
-    if _is_hospital_user(user) and report.status == ReportStatus.DRAFT:
-        raise NotFound("No report matches the given id")
-    _audit(user, action, report, request)
-    return report
-
-
-def task_get_for_report(user: User, task_id: int) -> ReadingTask:
-    """The task if ``user`` may see it (else ``NotFound``), for the report services to act on.
-
-    Not audited: the service's entry (or ``report_for_task_get``) records the access.
-    """
-    task = ReadingTask.objects.select_related("study", "study__hospital", "pool").filter(pk=task_id).first()
-    if task is None or not user_may_read_task(user, task):
-        raise NotFound("No reading task matches the given id")
-    return task
-
-
-def report_for_task_get(
-    user: User, task: ReadingTask, *, request: HttpRequest | None = None
-) -> Report | None:
-    """The task's report (audited) for a user already allowed the task; None if none is written."""
-    report = _reports().filter(task=task).first()
-    if report is None:
-        return None
-    if _is_hospital_user(user) and report.status == ReportStatus.DRAFT:
-        return None
-    _audit(user, "report.view", report, request)
-    return report

@@ -24,14 +24,13 @@ from telerad.choices import ReportStatus, TaskStatus
 from telerad.models import Report
 from telerad.report_templates import BOOLEAN, CHOICE, ReportTemplate, template_for, template_get
 from telerad.reports_render import report_context
+from telerad.selectors_reports import report_for_task_get, task_get_for_report
 from telerad.services.reports import (
     addendum_add,
     addendum_sign,
-    report_for_task_get,
     report_mark_preliminary,
     report_save_draft,
     report_sign,
-    task_get_for_report,
 )
 
 _YES_NO = [("", "—"), ("yes", "Yes"), ("no", "No")]

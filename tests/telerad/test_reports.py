@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import sys
-import types
 import zlib
 from types import SimpleNamespace
 
@@ -17,7 +15,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from core.choices import OrganisationKind
-from core.exceptions import AccessDenied, Conflict, InvalidInput, Unavailable
+from core.exceptions import AccessDenied, Conflict, InvalidInput
 from core.models import AuditEntry
 from dicom.choices import IngestStatus
 from telerad.choices import EventKind, ReportStatus, TaskStatus
@@ -33,13 +31,13 @@ from telerad.models import (
 from telerad.models.reports import ReportImmutable
 from telerad.report_templates import GENERIC, template_for, template_get, validate_fields
 from telerad.reports_render import report_encapsulated_pdf, report_html, report_pdf
+from telerad.selectors_reports import report_turnaround
 from telerad.services.reports import (
     addendum_add,
     addendum_sign,
     report_mark_preliminary,
     report_save_draft,
     report_sign,
-    report_turnaround,
 )
 from tests.core.factories import OrganisationFactory, UserFactory
 from tests.dicom.factories import HospitalFactory, OrderFactory, StudyFactory
@@ -616,35 +614,26 @@ def test_turnaround_of_an_unsigned_report_has_gaps(world):
     assert tat["within_sla"] is None
 
 
-def test_critical_sign_calls_critical_results(world, monkeypatch):
-    calls = []
-    fake = types.ModuleType("telerad.services.critical")
-    fake.critical_result_open = lambda **kwargs: calls.append(kwargs)  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "telerad.services.critical", fake)
+def test_critical_sign_opens_a_critical_result(world):
+    from telerad.models import CriticalResult
+
     report = _signed(world, critical=True, critical_summary="Large pneumothorax")
-    assert calls == [{"report": report, "summary": "Large pneumothorax", "actor": world.reader}]
+    result = CriticalResult.objects.get(report=report)
+    assert (result.summary, result.flagged_by_id, result.status) == (
+        "Large pneumothorax",
+        world.reader.pk,
+        "open",
+    )
     assert Report.objects.get(pk=report.pk).critical is True
     assert ReadingEvent.objects.get(kind=EventKind.STUDY_REPORTED).payload["critical"] is True
 
 
-def test_critical_sign_needs_a_summary(world, monkeypatch):
-    monkeypatch.setitem(
-        sys.modules, "telerad.services.critical", types.ModuleType("telerad.services.critical")
-    )
+def test_critical_sign_needs_a_summary(world):
     report_save_draft(actor=world.reader, task=world.task, fields=CHEST, free_text="")
     before = _snapshot(world.task)
     with pytest.raises(InvalidInput) as excinfo:
         report_sign(actor=world.reader, task=world.task, critical=True, critical_summary="  ")
     assert excinfo.value.extra == {"field": "critical_summary"}
-    assert _snapshot(world.task) == before
-
-
-def test_critical_sign_fails_loudly_without_the_critical_module(world, monkeypatch):
-    monkeypatch.setitem(sys.modules, "telerad.services.critical", None)  # import raises ModuleNotFoundError
-    report_save_draft(actor=world.reader, task=world.task, fields=CHEST, free_text="")
-    before = _snapshot(world.task)
-    with pytest.raises(Unavailable, match="not signed"):
-        report_sign(actor=world.reader, task=world.task, critical=True, critical_summary="Bleed")
     assert _snapshot(world.task) == before
 
 
