@@ -27,6 +27,7 @@ class EventKind(models.TextChoices):
     CRITICAL_ACK = "critical.acknowledged", "Critical result acknowledged"
     STUDY_ESCALATED = "study.escalated", "Study escalated to the pool lead"
     REPORT_ADDENDUM = "report.addendum", "Signed addendum to a final report"
+    STUDY_QC_FAILED = "study.qc_failed", "QC failed after the study was routed"
 
 
 class CriticalStatus(models.TextChoices):

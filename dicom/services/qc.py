@@ -79,8 +79,13 @@ def _store(study: Study, *, outcome: str, findings: list[dict], rules_run: list,
         if readable:
             # Routing is idempotent (one reading task per study), so a re-run QC that passes
             # again schedules it harmlessly. A re-run that makes an already routed study not
-            # routable leaves its reading task alone: a reader may hold it already.
+            # routable leaves its reading task alone (a reader may hold it already) but tells
+            # its readers, below.
             on_commit(lambda: _route_after_commit(study.pk))
+        elif outcome == QCOutcome.FAIL:
+            from telerad.services.qc_signals import reading_task_qc_failed  # telerad builds on dicom
+
+            reading_task_qc_failed(study_id=study.pk, findings=findings)
     audit_record(
         actor=None,
         action="study.qc",

@@ -287,14 +287,35 @@ def test_a_failed_qc_rerun_leaves_the_routed_task_alone(django_capture_on_commit
     task = ReadingTask.objects.get()
     task_claim(actor=reader.user, task=task)
 
+    findings = [
+        {"rule": "series_complete", "severity": "fail", "message": "instance 7 missing", "series": "1.2.3"},
+        {"rule": "slice_thickness", "severity": "warn", "message": "3 mm > 2.5 mm", "series": "1.2.3"},
+    ]
     with django_capture_on_commit_callbacks(execute=True):
-        qc_service._store(study, outcome="fail", findings=[], rules_run=[], instances=3)
+        qc_service._store(study, outcome="fail", findings=findings, rules_run=[], instances=3)
 
     study.refresh_from_db()
     task.refresh_from_db()
     assert study.routable_at is None
     assert (task.status, task.claimed_by) == ("claimed", reader.user)
     assert ReadingTask.objects.count() == 1
+    # ... but its readers are told, before they sign: one event for the pool and the claimant.
+    event = ReadingEvent.objects.get(kind="study.qc_failed")
+    assert (event.pool_id, event.user_id, event.task_id) == (pool.pk, reader.user.pk, task.pk)
+    assert event.payload["findings"] == findings[:1]
+    assert AuditEntry.objects.filter(action="task.qc_failed", object_id=str(task.pk)).count() == 1
+
+
+def test_a_failed_qc_on_a_study_not_yet_routed_emits_nothing_for_readers():
+    from dicom.services import qc as qc_service
+
+    ReadingPoolFactory()
+    order = OrderFactory()
+    study = StudyFactory(
+        order=order, hospital=order.hospital, unit=order.unit, ingest_status="matched", number_of_instances=3
+    )
+    qc_service._store(study, outcome="fail", findings=[], rules_run=[], instances=3)
+    assert not ReadingEvent.objects.exists() and not ReadingTask.objects.exists()
 
 
 def test_a_pool_lead_assigns_an_eligible_reader_who_alone_may_then_claim():
