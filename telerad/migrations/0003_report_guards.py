@@ -19,6 +19,8 @@ It depends on the migration that creates the report tables (telerad 0002_critica
 
 from django.db import migrations
 
+from core.db_guards import vendor_sql
+
 PG_UP = """
 CREATE OR REPLACE FUNCTION telerad_report_final_guard() RETURNS trigger AS $$
 BEGIN
@@ -84,24 +86,6 @@ SQLITE_DOWN = [
 ]
 
 
-def forwards(apps, schema_editor):
-    vendor = schema_editor.connection.vendor
-    if vendor == "postgresql":
-        schema_editor.execute(PG_UP, params=None)
-    elif vendor == "sqlite":
-        for statement in SQLITE_UP:
-            schema_editor.execute(statement)
-
-
-def backwards(apps, schema_editor):
-    vendor = schema_editor.connection.vendor
-    if vendor == "postgresql":
-        schema_editor.execute(PG_DOWN, params=None)
-    elif vendor == "sqlite":
-        for statement in SQLITE_DOWN:
-            schema_editor.execute(statement)
-
-
 class Migration(migrations.Migration):
     dependencies = [("telerad", "0002_criticalresult_notification_readingpool_and_more")]
-    operations = [migrations.RunPython(forwards, backwards)]
+    operations = [vendor_sql(pg_up=PG_UP, pg_down=PG_DOWN, sqlite_up=SQLITE_UP, sqlite_down=SQLITE_DOWN)]
