@@ -259,6 +259,18 @@ DICOM_UID_ROOT = env_str("DICOM_UID_ROOT", "1.2.826.0.1.3680043.8.498.")
 if not DICOM_UID_ROOT.endswith(".") or len(DICOM_UID_ROOT) > 40:
     raise ImproperlyConfigured("DICOM_UID_ROOT must end with '.' and leave room for a suffix (<= 40 chars)")
 
+# --- fleet map --------------------------------------------------------------------------------
+# Leaflet tile URL template; empty = no tiles, the bundled region outline only (works offline).
+MAP_TILE_URL = env_str("MAP_TILE_URL", "")
+if MAP_TILE_URL and (
+    not MAP_TILE_URL.startswith(("http://", "https://"))
+    or not all(k in MAP_TILE_URL for k in ("{z}", "{x}", "{y}"))
+):
+    raise ImproperlyConfigured(
+        f"MAP_TILE_URL={MAP_TILE_URL!r}: an http(s) tile template with {{z}}, {{x}} and {{y}}, or empty"
+    )
+MAP_TILE_ATTRIBUTION = env_str("MAP_TILE_ATTRIBUTION", "")
+
 # --- tele-reading -----------------------------------------------------------------------------
 # A claim's lease: the viewer/report renews it while open; an abandoned claim frees itself.
 READING_CLAIM_MINUTES = env_int("READING_CLAIM_MINUTES", 10, minimum=1, maximum=24 * 60)

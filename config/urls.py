@@ -19,5 +19,6 @@ urlpatterns = [
     path("viewer/app-config.js", viewer.viewer_config, name="viewer-config"),
     path("", include("dicom.web.urls")),
     path("", include("telerad.web.urls")),
+    path("", include("fleet.web.urls")),
     path("", include("core.urls")),
 ]

@@ -44,6 +44,7 @@ WORKSPACES: tuple[Workspace, ...] = (
         title="Dispatch",
         description="Units, crews and licences; visit plans; live fleet map; incidents and surge.",
         coming="the fleet register, the visit planner and the live unit map.",
+        links=(("Live fleet map", "/fleet/map/"),),
     ),
     Workspace(
         role=Role.TECHNOLOGIST,
@@ -88,7 +89,11 @@ WORKSPACES: tuple[Workspace, ...] = (
         title="Administration",
         description="Organisations, users, roles, reading contracts and SLA policies.",
         coming="organisation, user, contract and SLA policy management.",
-        links=(("Django admin", "/admin/"), ("API documentation", "/api/docs/")),
+        links=(
+            ("Django admin", "/admin/"),
+            ("API documentation", "/api/docs/"),
+            ("Live fleet map", "/fleet/map/"),
+        ),
     ),
 )
 

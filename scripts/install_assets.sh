@@ -28,6 +28,14 @@ ASSETS=(
   "swagger-ui-dist/favicon-32x32.png              swagger-ui-dist/favicon-32x32.png"
   "swagger-ui-dist/LICENSE                        swagger-ui-dist/LICENSE"
   "swagger-ui-dist/NOTICE                         swagger-ui-dist/NOTICE"
+  "leaflet/dist/leaflet.js                        leaflet/leaflet.js"
+  "leaflet/dist/leaflet.css                       leaflet/leaflet.css"
+  "leaflet/dist/images/layers.png                 leaflet/images/layers.png"
+  "leaflet/dist/images/layers-2x.png              leaflet/images/layers-2x.png"
+  "leaflet/dist/images/marker-icon.png            leaflet/images/marker-icon.png"
+  "leaflet/dist/images/marker-icon-2x.png         leaflet/images/marker-icon-2x.png"
+  "leaflet/dist/images/marker-shadow.png          leaflet/images/marker-shadow.png"
+  "leaflet/LICENSE                                leaflet/LICENSE"
 )
 
 # Whole prebuilt applications (OHIF): "caravanTarballs" in package.json lists, per package,

@@ -617,8 +617,17 @@ def test_process_entry_points_load_with_the_compose_environment(compose, example
         ({"DATABASE_URL": "mysql://caravan:pw@postgres:3306/caravan"}, "DATABASE_URL"),
         ({"REDIS_URL": "http://redis:6379/0"}, "REDIS_URL"),
         ({"CARAVAN_ENV": "prod"}, "CARAVAN_ENV"),
+        ({"MAP_TILE_URL": "https://tiles.example/{z}/{x}.png"}, "MAP_TILE_URL"),
     ],
-    ids=["debug-maybe", "no-secret-key", "unreadable-secret-file", "mysql", "redis-scheme", "env-typo"],
+    ids=[
+        "debug-maybe",
+        "no-secret-key",
+        "unreadable-secret-file",
+        "mysql",
+        "redis-scheme",
+        "env-typo",
+        "tile-url",
+    ],
 )
 def test_a_bad_value_stops_start_up_naming_the_variable(compose, example_env, tmp_path, change, named):
     env = _secret_files(compose, example_env, "web", tmp_path)

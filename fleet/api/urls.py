@@ -1,8 +1,9 @@
-"""Fleet API under /api/: units/, crew/, visits/ (register_urls), units/<id>/telemetry/ (telemetry_urls)."""
+"""Fleet API under /api/: the register (units/, ...), units/<id>/telemetry/, fleet/map/."""
 
 from django.urls import include, path
 
 urlpatterns = [
     path("", include("fleet.api.register_urls")),
     path("", include("fleet.api.telemetry_urls")),
+    path("", include("fleet.api.map_urls")),
 ]
