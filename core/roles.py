@@ -10,12 +10,36 @@ from django.contrib.auth.models import Group, Permission
 
 from core.choices import Role
 
+# The fleet register (units, licences, crew credentials, maintenance windows, daily QC).
+_FLEET_VIEW = {
+    "fleet.view_unit",
+    "fleet.view_licence",
+    "fleet.view_crewmember",
+    "fleet.view_crewcredential",
+    "fleet.view_maintenancewindow",
+    "fleet.view_equipmentqc",
+    "fleet.view_unitstatuschange",
+    "fleet.view_visit",
+}
+_FLEET_EDIT = {
+    "fleet.change_unit",
+    "fleet.add_licence",
+    "fleet.add_crewcredential",
+    "fleet.add_maintenancewindow",
+    "fleet.change_visit",
+}
+
 ROLE_PERMISSIONS: dict[str, set[str]] = {
-    Role.DISPATCHER: {"core.view_organisation"},
-    Role.TECHNOLOGIST: set(),
+    Role.DISPATCHER: {"core.view_organisation", *_FLEET_VIEW, *_FLEET_EDIT},
+    Role.TECHNOLOGIST: {"fleet.view_unit", "fleet.view_equipmentqc", "fleet.add_equipmentqc"},
     Role.RADIOLOGIST: set(),
     Role.HOSPITAL_USER: set(),
-    Role.QC_OFFICER: {"core.view_organisation", "core.view_auditentry"},
+    Role.QC_OFFICER: {
+        "core.view_organisation",
+        "core.view_auditentry",
+        *_FLEET_VIEW,
+        "fleet.add_equipmentqc",
+    },
     Role.ADMIN: {
         "core.view_organisation",
         "core.add_organisation",
@@ -24,6 +48,9 @@ ROLE_PERMISSIONS: dict[str, set[str]] = {
         "core.add_user",
         "core.change_user",
         "core.view_auditentry",
+        *_FLEET_VIEW,
+        *_FLEET_EDIT,
+        "fleet.add_equipmentqc",
     },
 }
 

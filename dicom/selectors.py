@@ -14,6 +14,7 @@ from core.services import audit_record
 from dicom.choices import IngestStatus, OrderStatus
 from dicom.models import Order, Study
 from fleet.models import CrewMember, Unit
+from fleet.selectors import unit_qc_hold_reason
 
 # Orders the scanner should still offer: booked, or started but not yet acquired (a rescan).
 WORKLIST_STATUSES = (OrderStatus.SCHEDULED, OrderStatus.IN_PROGRESS)
@@ -81,17 +82,21 @@ def order_get_for_write(user, pk: int) -> Order:
 def worklist_for_aet(aet: str, date: dt.date, *, until: dt.date | None = None) -> list[Order]:
     """Orders still to be scanned by the unit with AE title ``aet``, on ``date`` (to ``until``).
 
-    An unknown AE title has an empty worklist.
+    An unknown AE title has an empty worklist, and so has a unit on QC hold today (no passing
+    daily phantom check): the scanner must not start exams until the check passes.
     """
     until = until or date
     if until < date:
         raise InvalidInput("The worklist range ends before it starts", code="invalid_range")
     if (until - date).days >= WORKLIST_MAX_DAYS:
         raise InvalidInput(f"A worklist covers at most {WORKLIST_MAX_DAYS} days", code="invalid_range")
+    unit = Unit.objects.filter(ae_title=aet).first()
+    if unit is None or unit_qc_hold_reason(unit) is not None:
+        return []
     return list(
         Order.objects.select_related("unit", "hospital")
         .filter(
-            unit__ae_title=aet,
+            unit=unit,
             scheduled_date__range=(date, until),
             status__in=WORKLIST_STATUSES,
         )

@@ -41,3 +41,25 @@ class SiteKind(models.TextChoices):
 class GeofenceEventKind(models.TextChoices):
     ARRIVAL = "arrival", "Arrival"
     DEPARTURE = "departure", "Departure"
+
+
+class LicenceKind(models.TextChoices):
+    """Permits a unit must hold to be dispatched (which ones depend on its modality)."""
+
+    INSTITUTION = "institution", "Medical institution licence"
+    LARGE_EQUIPMENT = "large_equipment", "Large-equipment configuration permit"
+    RADIATION_SAFETY = "radiation_safety", "Radiation safety licence"
+    VEHICLE_REGISTRATION = "vehicle_registration", "Vehicle registration"
+
+
+class CredentialKind(models.TextChoices):
+    """Personal qualifications of crew members."""
+
+    RADIOGRAPHER = "radiographer_certificate", "Radiographer certificate"
+    MR_SAFETY = "mr_safety_training", "MR-safety training"
+    DRIVING_LICENCE = "driving_licence", "Driving licence"
+
+
+class EquipmentQCResult(models.TextChoices):
+    PASS = "pass", "Pass"
+    FAIL = "fail", "Fail"

@@ -14,7 +14,7 @@ from core.models import Organisation
 from dicom.choices import OrderStatus, Priority
 from dicom.models import Order
 from dicom.selectors import order_get_for_user, order_get_for_write, order_list_audit, order_list_for_user
-from dicom.services.orders import order_cancel, order_create
+from dicom.services.orders import order_cancel, order_create, order_start
 from fleet.models import Unit
 
 
@@ -165,4 +165,22 @@ class OrderCancelApi(APIView):
         order = order_cancel(
             actor=request.user, order=order, reason=serializer.validated_data["reason"], request=request
         )
+        return Response(OrderSerializer(order).data)
+
+
+class OrderStartApi(APIView):
+    """The technologist starts the exam; refused while the unit is on QC hold."""
+
+    @extend_schema(
+        request=None,
+        responses={
+            200: OrderSerializer,
+            403: OpenApiResponse(description="Not a technologist of the unit's operator"),
+            404: OpenApiResponse(description="No such order"),
+            409: OpenApiResponse(description="The unit is on QC hold, or the order is no longer scheduled"),
+        },
+    )
+    def post(self, request, pk: int):
+        order = order_get_for_write(request.user, pk)
+        order = order_start(actor=request.user, order=order, request=request)
         return Response(OrderSerializer(order).data)

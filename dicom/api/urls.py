@@ -14,12 +14,13 @@ urlpatterns = [
 ]
 
 # Orders (booked exams) and the Modality Worklist the Orthanc plugin serves from them.
-from dicom.api.orders import OrderCancelApi, OrderDetailApi, OrderListCreateApi  # noqa: E402
+from dicom.api.orders import OrderCancelApi, OrderDetailApi, OrderListCreateApi, OrderStartApi  # noqa: E402
 from dicom.api.worklist import OrthancWorklistApi  # noqa: E402
 
 urlpatterns += [
     path("orders/", OrderListCreateApi.as_view(), name="dicom-orders"),
     path("orders/<int:pk>/", OrderDetailApi.as_view(), name="dicom-order"),
     path("orders/<int:pk>/cancel/", OrderCancelApi.as_view(), name="dicom-order-cancel"),
+    path("orders/<int:pk>/start/", OrderStartApi.as_view(), name="dicom-order-start"),
     path("orthanc/worklist/", OrthancWorklistApi.as_view(), name="dicom-orthanc-worklist"),
 ]

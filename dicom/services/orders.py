@@ -24,6 +24,7 @@ from core.models import Organisation, User
 from core.services import audit_record
 from dicom.choices import BodyPart, OrderStatus, PatientSex, Priority
 from dicom.models import Order
+from dicom.services.order_start import order_start  # noqa: F401  (re-exported: the exam's start)
 from dicom.uids import new_uid
 from fleet.choices import Modality
 from fleet.models import Unit

@@ -27,7 +27,7 @@ def test_demo_loads_the_documented_world():
     assert Organisation.objects.filter(kind=OrganisationKind.OPERATOR).count() == 1
     assert Organisation.objects.filter(kind=OrganisationKind.HOSPITAL).count() == 12
     assert Organisation.objects.filter(kind=OrganisationKind.READING_GROUP).count() == 2
-    assert sorted(Unit.objects.values_list("modality", flat=True)) == ["CT", "CT", "DX", "MR"]
+    assert sorted(Unit.objects.values_list("modality", flat=True)) == ["CT", "CT", "DX", "DX", "MR"]
     assert CrewMember.objects.count() == 8
     assert Radiologist.objects.count() == 6
     assert set(Radiologist.objects.values_list("user__organisation__name", flat=True)) == set(

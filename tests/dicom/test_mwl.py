@@ -22,9 +22,10 @@ from dicom.api.views import PLUGIN_SECRET_HEADER
 from dicom.models import Order
 from dicom.orthanc import launcher, orthanc_config
 from dicom.services.orders import order_cancel, order_create, order_mark_acquired, order_mark_in_progress
+from fleet.services import equipment_qc_record
 from tests.core.factories import UserFactory
 from tests.dicom.factories import HospitalFactory, OrderFactory
-from tests.fleet.factories import UnitFactory
+from tests.fleet.factories import UnitFactory, qc_pass_today
 from tests.orthanc_fixture import free_ports
 
 WORKLIST_URL = "/api/dicom/orthanc/worklist/"
@@ -81,6 +82,8 @@ def world(orthanc):
     booker = UserFactory(organisation=hospital, roles=["hospital_user"])
     ct = UnitFactory(modality="CT", ae_title=orthanc.scu_aet, name="CT van (MWL)")
     mr = UnitFactory(modality="MR", ae_title=orthanc.scu_aet_second, name="MR van (MWL)")
+    qc_pass_today(ct)
+    qc_pass_today(mr)
     today = timezone.localdate()
     tomorrow = today + datetime.timedelta(days=1)
 
@@ -194,6 +197,31 @@ def test_each_van_sees_only_its_own_worklist(orthanc, live_server, world, tmp_pa
     )
     assert code == 0, output
     assert responses == []
+
+
+@pytest.mark.orthanc
+@pytest.mark.django_db(transaction=True)
+def test_a_van_whose_daily_qc_failed_gets_an_empty_worklist(orthanc, live_server, world, tmp_path):
+    orthanc.nudges.forward_to = live_server.url
+    # A later failing phantom check supersedes the morning's pass: the van is on QC hold.
+    equipment_qc_record(
+        actor=None, unit=world["ct"], measurements={"hu_mean": 0.5, "noise_sd": 7.2, "uniformity_hu": 2}
+    )
+
+    code, responses, output = findscu(
+        orthanc, tmp_path / "ct-held", calling_aet=orthanc.scu_aet, date=_da(world["today"])
+    )
+
+    assert code == 0, output
+    assert responses == []
+    assert orthanc.nudges.worklist_requests[-1].forwarded_status == 200
+    entry = AuditEntry.objects.filter(action="orthanc.worklist").latest("id")
+    assert (entry.patient_data, entry.details_data["orders"]) == (False, [])
+    # The other van passed its check and is served as usual.
+    code, responses, output = findscu(
+        orthanc, tmp_path / "mr", calling_aet=orthanc.scu_aet_second, date=_da(world["today"])
+    )
+    assert [ds.AccessionNumber for ds in responses] == [world["orders"]["mr_today"].accession_number]
 
 
 @pytest.mark.orthanc
@@ -339,6 +367,7 @@ def plugin_client(settings):
 @pytest.mark.django_db
 def test_endpoint_returns_dicom_keyword_items(plugin_client):
     unit = UnitFactory(modality="CT", ae_title="WLVAN01")
+    qc_pass_today(unit)
     order = OrderFactory(unit=unit, priority="URGENT", patient_name="WANG^FANG", patient_id="E-1")
     OrderFactory(unit=unit, scheduled_date=order.scheduled_date, status="cancelled")
     OrderFactory(unit=UnitFactory(ae_title="WLVAN02"), scheduled_date=order.scheduled_date)
@@ -386,6 +415,7 @@ def test_endpoint_returns_dicom_keyword_items(plugin_client):
 @pytest.mark.django_db
 def test_endpoint_defaults_to_today_and_knows_no_unknown_van(plugin_client):
     unit = UnitFactory(ae_title="WLVAN03")
+    qc_pass_today(unit)
     today = OrderFactory(unit=unit, scheduled_date=timezone.localdate())
     OrderFactory(unit=unit, scheduled_date=timezone.localdate() + datetime.timedelta(days=1))
 
@@ -402,6 +432,7 @@ def test_endpoint_defaults_to_today_and_knows_no_unknown_van(plugin_client):
 @pytest.mark.django_db
 def test_endpoint_range(plugin_client):
     unit = UnitFactory(ae_title="WLVAN04")
+    qc_pass_today(unit)
     start = timezone.localdate()
     orders = [OrderFactory(unit=unit, scheduled_date=start + datetime.timedelta(days=d)) for d in (0, 1, 2)]
     body = plugin_client.get(

@@ -6,8 +6,16 @@ from core import demo_data as d
 from core.choices import OrganisationKind, Role
 from core.models import Organisation, User
 from core.services import organisation_create, user_assign_role, user_create
-from fleet.models import CrewMember, Unit
-from fleet.services import crew_member_add, unit_register
+from fleet.choices import CredentialKind, CrewRole, LicenceKind
+from fleet.models import CrewCredential, CrewMember, EquipmentQC, Licence, Unit
+from fleet.selectors import REQUIRED_LICENCES
+from fleet.services import (
+    crew_credential_add,
+    crew_member_add,
+    equipment_qc_record,
+    licence_add,
+    unit_register,
+)
 from telerad.models import Radiologist, ReadingPool
 from telerad.services.profiles import radiologist_profile_set
 
@@ -19,6 +27,36 @@ def _org(name: str, kind: str, region: str, lat: float, lon: float, address: str
     return organisation_create(
         actor=None, name=name, kind=kind, region_code=region, latitude=lat, longitude=lon, address=address
     )
+
+
+# A unit the demo keeps off the road: its radiation safety licence lapsed (name, modality, AE
+# title, model, capacity, depot); the register shows it as not dispatchable, with the reason.
+LAPSED_UNIT = (
+    "DR Van 2",
+    "DX",
+    "CARAVAN_DX02",
+    "Digital radiography, wireless detector",
+    80,
+    "Yichang depot",
+)
+LAPSED_LICENCE = LicenceKind.RADIATION_SAFETY
+LICENCE_ISSUERS = {
+    LicenceKind.INSTITUTION: "Hubei Provincial Health Commission",
+    LicenceKind.LARGE_EQUIPMENT: "National Health Commission",
+    LicenceKind.RADIATION_SAFETY: "Hubei Department of Ecology and Environment",
+    LicenceKind.VEHICLE_REGISTRATION: "Yichang Vehicle Administration",
+}
+CREDENTIALS = {
+    CrewRole.DRIVER: CredentialKind.DRIVING_LICENCE,
+    CrewRole.RADIOGRAPHER: CredentialKind.RADIOGRAPHER,
+    CrewRole.TECHNOLOGIST: CredentialKind.MR_SAFETY,
+}
+# Today's passing phantom check per modality, so the vans' worklists are served.
+DEMO_QC = {
+    "CT": {"hu_mean": 0.6, "noise_sd": 4.8, "uniformity_hu": 1.9},
+    "MR": {"snr": 92.0, "piu_percent": 93.1},
+    "DX": {"dead_pixels": 7, "uniformity_deviation_percent": 1.8},
+}
 
 
 def _user(username: str, org: Organisation, role: str, first: str = "", last: str = "") -> User:
@@ -54,7 +92,7 @@ class Command(BaseCommand):
         groups = [_org(n, OrganisationKind.READING_GROUP, r, lat, lon) for n, r, lat, lon in d.READING_GROUPS]
 
         units = {}
-        for name, modality, aet, model, capacity, depot in d.UNITS:
+        for name, modality, aet, model, capacity, depot in [*d.UNITS, LAPSED_UNIT]:
             unit = Unit.objects.filter(name=name).first()
             if unit is None:
                 lat, lon = d.DEPOTS[depot]
@@ -99,6 +137,7 @@ class Command(BaseCommand):
                     actor=None, user=user, subspecialties=subs, licensed_regions=regions, on_shift=on_shift
                 )
 
+        self._register(units)
         self._reading_pools(groups)
         self._book_orders(staff["hospital"], units)
 
@@ -108,6 +147,39 @@ class Command(BaseCommand):
             f"{ReadingPool.objects.count()} reading pools, "
             f"{User.objects.count()} users. Demo password for every demo user: {d.DEMO_PASSWORD}"
         )
+
+    def _register(self, units: dict[str, Unit]) -> None:
+        """Licences, crew credentials and today's daily QC (idempotent: only what is missing)."""
+        from datetime import timedelta
+
+        from django.utils import timezone
+
+        today = timezone.localdate()
+        for unit in units.values():
+            for kind in REQUIRED_LICENCES[unit.modality]:
+                if Licence.objects.filter(unit=unit, kind=kind).exists():
+                    continue
+                lapsed = unit.name == LAPSED_UNIT[0] and kind == LAPSED_LICENCE
+                licence_add(
+                    actor=None,
+                    unit=unit,
+                    kind=kind,
+                    number=f"{unit.ae_title}-{kind.upper()[:3]}-{today.year}",
+                    issuer=LICENCE_ISSUERS[LicenceKind(kind)],
+                    expires_on=today - timedelta(days=12) if lapsed else today + timedelta(days=300),
+                )
+            if not EquipmentQC.objects.filter(unit=unit, day=today).exists():
+                equipment_qc_record(actor=None, unit=unit, measurements=dict(DEMO_QC[unit.modality]))
+        for member in CrewMember.objects.filter(unit__in=units.values()):
+            kind = CREDENTIALS[CrewRole(member.role)]
+            if not CrewCredential.objects.filter(crew_member=member, kind=kind).exists():
+                crew_credential_add(
+                    actor=None,
+                    crew_member=member,
+                    kind=kind,
+                    number=f"DEMO-{member.pk:04d}",
+                    expires_on=today + timedelta(days=400),
+                )
 
     def _reading_pools(self, groups: list[Organisation]) -> None:
         """One reading contract per demo group, its radiologists as members (idempotent by name)."""
