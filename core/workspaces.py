@@ -43,7 +43,7 @@ WORKSPACES: tuple[Workspace, ...] = (
         slug="dispatch",
         title="Dispatch",
         description="Units, crews and licences; visit plans; live fleet map; incidents and surge.",
-        coming="the fleet register, the visit planner and the live unit map.",
+        coming="the visit planner, and register pages (the register is in the API today: /api/units/).",
         links=(("Live fleet map", "/fleet/map/"),),
     ),
     Workspace(
