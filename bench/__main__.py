@@ -5,6 +5,7 @@
     python -m bench ingest [--studies N --slices N --size PX --stable-age S]
     python -m bench worklist [--tasks N --readers N --pools N --requests N --reported F]
     python -m bench fanout [--clients N --events N --servers N]  # needs REDIS_URL
+    python -m bench telemetry [--units N --minutes N --interval S --batch S]
 
 Ratios are against baselines measured in the same run, on the same machine. Exit code 1 when
 a target is missed.
@@ -82,6 +83,15 @@ def _worklist(args) -> bool:
     return worklist.print_table(result)
 
 
+def _telemetry(args) -> bool:
+    from bench import telemetry
+
+    result = telemetry.run(
+        units=args.units, minutes=args.minutes, interval_s=args.interval, batch_s=args.batch
+    )
+    return telemetry.print_table(result)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench")
     sub = parser.add_subparsers(dest="which")
@@ -111,6 +121,11 @@ def main() -> int:
     worklist_p.add_argument(
         "--reported", type=float, default=0.9, help="fraction of the studies already reported (history)"
     )
+    telemetry_p = sub.add_parser("telemetry", help="GPS batch ingest through the API vs a bare bulk insert")
+    telemetry_p.add_argument("--units", type=int, default=200)
+    telemetry_p.add_argument("--minutes", type=int, default=60, help="simulated time")
+    telemetry_p.add_argument("--interval", type=int, default=5, help="seconds between fixes")
+    telemetry_p.add_argument("--batch", type=int, default=60, help="seconds between a unit's batches")
     args = parser.parse_args()
     if args.which == "fanout" and not _fanout_possible():
         return 2
@@ -125,12 +140,15 @@ def main() -> int:
         ok &= _ingest(parser.parse_args(["ingest"]))
         ok &= _fanout(parser.parse_args(["fanout"]), required=False)
         ok &= _worklist(parser.parse_args(["worklist"]))
+        ok &= _telemetry(parser.parse_args(["telemetry"]))
     elif args.which == "audit":
         ok = _audit(args)
     elif args.which == "fanout":
         ok = _fanout(args)
     elif args.which == "worklist":
         ok = _worklist(args)
+    elif args.which == "telemetry":
+        ok = _telemetry(args)
     else:
         ok = _ingest(args)
     return 0 if ok else 1

@@ -76,6 +76,29 @@ def env_int(name: str, default: int, *, minimum: int | None = None, maximum: int
     return number
 
 
+def env_float(
+    name: str, default: float, *, minimum: float | None = None, maximum: float | None = None
+) -> float:
+    value = _raw(name)
+    if value is None or value == "":
+        return default
+    try:
+        number = float(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"Environment variable {name}={value!r} is not a number") from None
+    if (
+        number != number
+        or minimum is not None
+        and number < minimum
+        or maximum is not None
+        and number > maximum
+    ):
+        raise ImproperlyConfigured(
+            f"Environment variable {name}={number} is out of range [{minimum}, {maximum}]"
+        )
+    return number
+
+
 def env_list(name: str, default: list[str]) -> list[str]:
     value = _raw(name)
     if value is None:

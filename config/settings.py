@@ -6,12 +6,14 @@ import os
 import pathlib
 import socket
 
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 from config.env import (
     BASE_DIR,
     env_bool,
     env_database,
+    env_float,
     env_int,
     env_list,
     env_optional,
@@ -168,6 +170,8 @@ CELERY_BEAT_SCHEDULE: dict = {
         "task": "telerad.tasks.critical.escalate_critical_results",
         "schedule": 30.0,
     },
+    # Telemetry retention: thin old GPS fixes, drop those past the retention period (nightly).
+    "telemetry-thin": {"task": "fleet.tasks.telemetry_thin_task", "schedule": crontab(hour=3, minute=30)},
 }
 
 # --- Orthanc --------------------------------------------------------------------------------
@@ -270,6 +274,23 @@ if MAP_TILE_URL and (
         f"MAP_TILE_URL={MAP_TILE_URL!r}: an http(s) tile template with {{z}}, {{x}} and {{y}}, or empty"
     )
 MAP_TILE_ATTRIBUTION = env_str("MAP_TILE_ATTRIBUTION", "")
+
+# --- telemetry (docs/telemetry.md) ------------------------------------------------------------
+TELEMETRY_MAX_BATCH = env_int("TELEMETRY_MAX_BATCH", 1000, minimum=1, maximum=10000)
+TELEMETRY_CLOCK_SKEW_S = env_int("TELEMETRY_CLOCK_SKEW_S", 120, minimum=0, maximum=3600)
+TELEMETRY_MAX_FIX_AGE_DAYS = env_int("TELEMETRY_MAX_FIX_AGE_DAYS", 7, minimum=1, maximum=90)
+TELEMETRY_MAX_REPORTED_SPEED_MPS = env_float("TELEMETRY_MAX_REPORTED_SPEED_MPS", 70.0, minimum=1, maximum=400)
+TELEMETRY_TELEPORT_SPEED_MPS = env_float("TELEMETRY_TELEPORT_SPEED_MPS", 50.0, minimum=1, maximum=400)
+TELEMETRY_GEOFENCE_EXIT_FACTOR = env_float("TELEMETRY_GEOFENCE_EXIT_FACTOR", 1.5, minimum=1, maximum=10)
+TELEMETRY_GEOFENCE_EXIT_MARGIN_M = env_float(
+    "TELEMETRY_GEOFENCE_EXIT_MARGIN_M", 50.0, minimum=0, maximum=5000
+)
+TELEMETRY_THIN_AFTER_DAYS = env_int("TELEMETRY_THIN_AFTER_DAYS", 30, minimum=1)
+TELEMETRY_THIN_KEEP_EVERY_S = env_int("TELEMETRY_THIN_KEEP_EVERY_S", 60, minimum=1)
+TELEMETRY_RETENTION_DAYS = env_int("TELEMETRY_RETENTION_DAYS", 365, minimum=1)
+TELEMETRY_THIN_WINDOW_DAYS = env_int("TELEMETRY_THIN_WINDOW_DAYS", 7, minimum=1)
+if TELEMETRY_RETENTION_DAYS <= TELEMETRY_THIN_AFTER_DAYS:
+    raise ImproperlyConfigured("TELEMETRY_RETENTION_DAYS must be longer than TELEMETRY_THIN_AFTER_DAYS")
 
 # --- tele-reading -----------------------------------------------------------------------------
 # A claim's lease: the viewer/report renews it while open; an abandoned claim frees itself.

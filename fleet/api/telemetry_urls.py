@@ -1,3 +1,9 @@
 """Fleet telemetry API routes."""
 
-urlpatterns: list = []
+from django.urls import path
+
+from fleet.api.telemetry import TelemetryBatchApi
+
+urlpatterns = [
+    path("units/<int:unit_id>/telemetry/", TelemetryBatchApi.as_view(), name="unit-telemetry"),
+]

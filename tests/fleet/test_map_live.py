@@ -185,3 +185,35 @@ def test_throttle_over_the_websocket_two_publishes_one_message():
     first, quiet = async_to_sync(scenario)()
     assert (first["units"][0]["latitude"], first["units"][0]["longitude"]) == (30.1, 111.1)
     assert quiet
+
+
+def test_a_telemetry_batch_moves_the_unit_on_the_dispatchers_map():
+    """End to end: the device posts a batch; the dispatcher's map socket gets one message with it."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from tests.fleet.telemetry_factories import device_key, fix, post_fixes
+
+    operator = OperatorFactory()
+    unit = UnitFactory(operator=operator, name="Telemetry CT 3", status="en_route")
+    _, key = device_key(unit)
+    watcher_cookie = _cookie(dispatcher(operator))
+    now = timezone.now()
+    batch = [
+        fix(now - timedelta(seconds=10 - 5 * i), 30.60 + 0.001 * i, 114.30, fix_id=f"f{i}") for i in range(3)
+    ]
+
+    async def scenario():
+        watcher = await _open([watcher_cookie])
+        response = await database_sync_to_async(post_fixes)(unit.pk, key, batch)
+        message = await watcher.receive_json_from(timeout=5)
+        quiet = await watcher.receive_nothing(timeout=0.3)
+        await watcher.disconnect()
+        return response, message, quiet
+
+    response, message, quiet = async_to_sync(scenario)()
+    assert response.status_code == 200 and response.json()["accepted"] == 3
+    (row,) = message["units"]
+    assert (row["id"], row["latitude"], row["longitude"]) == (unit.pk, 30.602, 114.30)
+    assert quiet
