@@ -140,6 +140,7 @@ class Command(BaseCommand):
         self._register(units)
         self._reading_pools(groups)
         self._book_orders(staff["hospital"], units)
+        self._sites_and_visits(hospitals, units)
 
         self.stdout.write(
             f"Demo ready: {Organisation.objects.count()} organisations, {Unit.objects.count()} units, "
@@ -232,4 +233,38 @@ class Command(BaseCommand):
                 patient_sex=sex,
                 patient_birth_date=date.fromisoformat(birth),
                 client_request_id=f"demo-{today.isoformat()}-{i}",
+            )
+
+    def _sites_and_visits(self, hospitals: list[Organisation], units: dict) -> None:
+        """Geofences around every demo hospital and depot; today's visits for the booked exams."""
+        from django.utils import timezone
+
+        from dicom.models import Order
+        from fleet.choices import SiteKind
+        from fleet.models import Site, Visit
+
+        for hospital in hospitals:
+            if hospital.latitude is not None and hospital.longitude is not None:
+                Site.objects.get_or_create(
+                    kind=SiteKind.HOSPITAL,
+                    name=hospital.name,
+                    defaults={
+                        "organisation": hospital,
+                        "latitude": hospital.latitude,
+                        "longitude": hospital.longitude,
+                    },
+                )
+        for depot, (lat, lon) in d.DEPOTS.items():
+            Site.objects.get_or_create(
+                kind=SiteKind.DEPOT, name=depot, defaults={"latitude": lat, "longitude": lon}
+            )
+        today = timezone.localdate()
+        booked: dict[tuple[int, int], int] = {}
+        for unit_id, hospital_id in Order.objects.filter(scheduled_date=today).values_list(
+            "unit_id", "hospital_id"
+        ):
+            booked[(unit_id, hospital_id)] = booked.get((unit_id, hospital_id), 0) + 1
+        for (unit_id, hospital_id), exams in booked.items():
+            Visit.objects.get_or_create(
+                unit_id=unit_id, hospital_id=hospital_id, date=today, defaults={"exams_booked": exams}
             )
