@@ -26,6 +26,7 @@ from django.db import connection
 from tests.orthanc_fixture import free_ports
 
 LOGS = Path(settings.BASE_DIR) / "test-artifacts" / "logs"
+SCREENSHOTS = Path(settings.BASE_DIR) / "test-artifacts" / "screenshots"
 CHROMIUM = "/usr/bin/chromium"
 # Background services off: the browser makes no request of its own, so tests can assert that
 # pages fetch nothing off-site.

@@ -36,9 +36,15 @@ def pytest_unconfigure(config):
 
 
 @pytest.fixture(autouse=True)
-def _fast_password_hashing(settings):
+def _fast_password_hashing(request, monkeypatch, settings):
     # PBKDF2's deliberate slowness is for production; tests create many users.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    if request.node.get_closest_marker("browser"):
+        # A daphne subprocess checks the passwords a browser types: it knows only the
+        # production hashers. And Playwright's sync API runs an asyncio loop in this thread,
+        # so Django refuses ORM calls from it (factories, flushes) unless told it is deliberate.
+        settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.PBKDF2PasswordHasher"]
+        monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 
 @pytest.fixture(scope="session", autouse=True)

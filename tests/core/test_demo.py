@@ -45,7 +45,9 @@ def test_demo_loads_the_documented_world():
     # Geofences around every hospital and both depots; today's visits carry the booked exams.
     from fleet.models import Site, Visit
 
-    assert Site.objects.filter(kind="hospital").count() == 12 and Site.objects.filter(kind="depot").count() == 2
+    assert (
+        Site.objects.filter(kind="hospital").count() == 12 and Site.objects.filter(kind="depot").count() == 2
+    )
     visits = Visit.objects.filter(date=timezone.localdate())
     assert sum(v.exams_booked for v in visits) == orders.count()
     assert {(v.unit_id, v.hospital_id) for v in visits} == {(o.unit_id, o.hospital_id) for o in orders}

@@ -12,27 +12,18 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-from django.conf import settings
 from playwright.sync_api import sync_playwright
 
 from core.choices import Role
 from core.models import AuditEntry
 from dicom.synth import StudySpec, make_study, upload_study_rest
-from tests.browser_support import CHROMIUM, CHROMIUM_ARGS, LOGS, running_daphne
+from tests.browser_support import CHROMIUM, CHROMIUM_ARGS, LOGS, SCREENSHOTS, running_daphne
 from tests.core.factories import UserFactory
 from tests.dicom.factories import HospitalFactory, StudyFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.orthanc, pytest.mark.django_db(transaction=True)]
-
-SCREENSHOTS = Path(settings.BASE_DIR) / "test-artifacts" / "screenshots"
-
-
-@pytest.fixture(autouse=True)
-def _allow_sync_orm_beside_playwright(monkeypatch):
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 
 @pytest.fixture

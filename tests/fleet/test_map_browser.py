@@ -5,16 +5,14 @@ from __future__ import annotations
 import datetime
 import json
 import os
-from pathlib import Path
 
 import pytest
-from django.conf import settings
 from django.utils import timezone
 from playwright.sync_api import expect, sync_playwright
 
 from fleet.live import fleet_map_publish
 from fleet.models import Unit, UnitPosition
-from tests.browser_support import CHROMIUM, CHROMIUM_ARGS, running_daphne
+from tests.browser_support import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS, running_daphne
 from tests.dicom.factories import OrderFactory
 from tests.fleet.map_factories import (
     HubeiHospitalFactory,
@@ -28,15 +26,7 @@ from tests.fleet.map_factories import (
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-SCREENSHOTS = Path(settings.BASE_DIR) / "test-artifacts" / "screenshots"
 PASSWORD = "pw-Caravan-123"
-
-
-@pytest.fixture(autouse=True)
-def _allow_sync_orm_beside_playwright(monkeypatch, settings):
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    # The daphne subprocess knows only the production hashers, not the tests' fast MD5.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.PBKDF2PasswordHasher"]
 
 
 def _fleet():

@@ -9,16 +9,14 @@ from __future__ import annotations
 
 import os
 import re
-from pathlib import Path
 
 import pytest
-from django.conf import settings
 from playwright.sync_api import expect, sync_playwright
 
 from core.choices import OrganisationKind, Role
 from telerad.models import ReadingTask, Report
 from telerad.report_templates import template_for
-from tests.browser_support import CHROMIUM, CHROMIUM_ARGS, running_daphne
+from tests.browser_support import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS, running_daphne
 from tests.core.factories import OrganisationFactory, UserFactory
 from tests.dicom.factories import HospitalFactory, OrderFactory
 from tests.telerad.factories import (
@@ -30,15 +28,7 @@ from tests.telerad.factories import (
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-SCREENSHOTS = Path(settings.BASE_DIR) / "test-artifacts" / "screenshots"
 PASSWORD = "pw-Caravan-123"
-
-
-@pytest.fixture(autouse=True)
-def _allow_sync_orm_beside_playwright(monkeypatch, settings):
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    # The daphne subprocess knows only the production hashers, not the tests' fast MD5.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.PBKDF2PasswordHasher"]
 
 
 def _login(context, base: str, username: str):
