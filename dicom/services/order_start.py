@@ -1,4 +1,4 @@
-"""Starting an exam on the van: the technologist's explicit step, gated by the unit's daily QC."""
+"""Starting an exam on the van: the technologist's explicit step, gated by daily QC and the crew rule."""
 
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ from core.models import User
 from core.services import audit_record
 from dicom.choices import OrderStatus
 from dicom.models import Order
-from fleet.selectors import unit_qc_hold_reason
+from fleet.choices import VisitStatus
+from fleet.models import Visit
+from fleet.selectors import unit_qc_hold_reason, visit_check_crew
 
 # Who may start an exam on the scanner: the operator's technologists (and its administrators).
 _START_ROLES = (Role.TECHNOLOGIST, Role.ADMIN)
@@ -39,6 +41,20 @@ def order_start(*, actor: User | None, order: Order, request: HttpRequest | None
             f"Unit {unit.name} is on QC hold: {hold}",
             code="unit_qc_hold",
             extra={"reasons": [hold]},
+        )
+    # The visit's crew rule (a credentialed radiographer for CT/DR, MR-safety training for MRI)
+    # holds whether the visit was started by hand or by the geofence on arrival.
+    visit = (
+        Visit.objects.filter(unit=unit, hospital_id=order.hospital_id, date=order.scheduled_date)
+        .exclude(status=VisitStatus.CANCELLED)
+        .first()
+    )
+    missing = visit_check_crew(visit) if visit is not None else []
+    if missing:
+        raise Conflict(
+            f"The {unit.name} visit lacks its required crew: {'; '.join(missing)}",
+            code="visit_crew_missing",
+            extra={"reasons": missing},
         )
     changed = Order.objects.filter(pk=order.pk, status=OrderStatus.SCHEDULED).update(
         status=OrderStatus.IN_PROGRESS, updated_at=timezone.now()

@@ -51,6 +51,9 @@ def test_demo_loads_the_documented_world():
     visits = Visit.objects.filter(date=timezone.localdate())
     assert sum(v.exams_booked for v in visits) == orders.count()
     assert {(v.unit_id, v.hospital_id) for v in visits} == {(o.unit_id, o.hospital_id) for o in orders}
+    from fleet.selectors import visit_check_crew
+
+    assert [visit_check_crew(v) for v in visits] == [[] for _ in visits]  # crewed: exams may start
     assert audit_verify().ok
 
 

@@ -234,6 +234,26 @@ def test_order_start_after_a_passing_check(booked):
         order_start(actor=tech, order=order)
 
 
+def test_order_start_needs_the_visits_crew_rule(booked):
+    from tests.fleet.factories import CrewCredentialFactory, CrewMemberFactory, VisitFactory
+
+    unit, tech, order = booked
+    qc_pass_today(unit)
+    visit = VisitFactory(unit=unit, hospital=order.hospital, date=order.scheduled_date)
+    with pytest.raises(
+        Conflict, match="lacks its required crew: CT visit needs .* \\(no crew assigned\\)"
+    ) as refused:
+        order_start(actor=tech, order=order)
+    assert refused.value.code == "visit_crew_missing"
+    order.refresh_from_db()
+    assert order.status == OrderStatus.SCHEDULED
+
+    radiographer = CrewMemberFactory(operator=unit.operator, role="radiographer", unit=unit)
+    CrewCredentialFactory(crew_member=radiographer, kind="radiographer_certificate")
+    visit.crew.add(radiographer)
+    assert order_start(actor=tech, order=order).status == OrderStatus.IN_PROGRESS
+
+
 def test_order_start_is_for_the_operators_technologists(booked):
     unit, _, order = booked
     qc_pass_today(unit)

@@ -265,6 +265,8 @@ class Command(BaseCommand):
         ):
             booked[(unit_id, hospital_id)] = booked.get((unit_id, hospital_id), 0) + 1
         for (unit_id, hospital_id), exams in booked.items():
-            Visit.objects.get_or_create(
+            visit, created = Visit.objects.get_or_create(
                 unit_id=unit_id, hospital_id=hospital_id, date=today, defaults={"exams_booked": exams}
             )
+            if created:  # the van's own crew, credentialed above, so its exams may start
+                visit.crew.set(CrewMember.objects.filter(unit_id=unit_id))
