@@ -29,11 +29,20 @@ _FLEET_EDIT = {
     "fleet.change_visit",
 }
 
+# Service requests and hospital contracts (fleet/models/planning.py).
+_REQUESTS_DISPATCH = {
+    "fleet.view_servicerequest",
+    "fleet.change_servicerequest",
+    "fleet.view_servicecontract",
+}
+_REQUESTS_HOSPITAL = {"fleet.view_servicerequest", "fleet.add_servicerequest", "fleet.view_servicecontract"}
+_CONTRACTS_EDIT = {"fleet.add_servicecontract", "fleet.change_servicecontract"}
+
 ROLE_PERMISSIONS: dict[str, set[str]] = {
-    Role.DISPATCHER: {"core.view_organisation", *_FLEET_VIEW, *_FLEET_EDIT},
+    Role.DISPATCHER: {"core.view_organisation", *_FLEET_VIEW, *_FLEET_EDIT, *_REQUESTS_DISPATCH},
     Role.TECHNOLOGIST: {"fleet.view_unit", "fleet.view_equipmentqc", "fleet.add_equipmentqc"},
     Role.RADIOLOGIST: set(),
-    Role.HOSPITAL_USER: set(),
+    Role.HOSPITAL_USER: {*_REQUESTS_HOSPITAL},
     Role.QC_OFFICER: {
         "core.view_organisation",
         "core.view_auditentry",
@@ -51,6 +60,8 @@ ROLE_PERMISSIONS: dict[str, set[str]] = {
         *_FLEET_VIEW,
         *_FLEET_EDIT,
         "fleet.add_equipmentqc",
+        *_REQUESTS_DISPATCH,
+        *_CONTRACTS_EDIT,
     },
 }
 

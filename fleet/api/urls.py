@@ -6,4 +6,5 @@ urlpatterns = [
     path("", include("fleet.api.register_urls")),
     path("", include("fleet.api.telemetry_urls")),
     path("", include("fleet.api.map_urls")),
+    path("", include("fleet.api.requests_urls")),
 ]

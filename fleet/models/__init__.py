@@ -1,4 +1,5 @@
-"""Fleet models: the register (units, crew, licences, equipment QC, visits) and telemetry."""
+"""Fleet models: the register (units, crew, licences, QC, visits), telemetry, service requests."""
 
+from fleet.models.planning import *  # noqa: F403
 from fleet.models.register import *  # noqa: F403
 from fleet.models.telemetry import *  # noqa: F403
