@@ -6,6 +6,7 @@
     python -m bench worklist [--tasks N --readers N --pools N --requests N --reported F]
     python -m bench fanout [--clients N --events N --servers N]  # needs REDIS_URL
     python -m bench telemetry [--units N --minutes N --interval S --batch S]
+    python -m bench planner [--time-limit S --seed N]  # 30 units, 300 requests, 10 days
 
 Ratios are against baselines measured in the same run, on the same machine. Exit code 1 when
 a target is missed.
@@ -92,6 +93,13 @@ def _telemetry(args) -> bool:
     return telemetry.print_table(result)
 
 
+def _planner(args) -> bool:
+    from bench import planner
+
+    rows = planner.run(time_limit_s=args.time_limit, seed=args.seed)
+    return planner.print_table(rows, time_limit_s=args.time_limit, seed=args.seed)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench")
     sub = parser.add_subparsers(dest="which")
@@ -126,6 +134,11 @@ def main() -> int:
     telemetry_p.add_argument("--minutes", type=int, default=60, help="simulated time")
     telemetry_p.add_argument("--interval", type=int, default=5, help="seconds between fixes")
     telemetry_p.add_argument("--batch", type=int, default=60, help="seconds between a unit's batches")
+    planner_p = sub.add_parser(
+        "planner", help="visit planner: OR-Tools vs greedy and vs a 6x longer run (30 units, 300 requests)"
+    )
+    planner_p.add_argument("--time-limit", type=float, default=5.0, help="OR-Tools default time limit (s)")
+    planner_p.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
     if args.which == "fanout" and not _fanout_possible():
         return 2
@@ -141,6 +154,7 @@ def main() -> int:
         ok &= _fanout(parser.parse_args(["fanout"]), required=False)
         ok &= _worklist(parser.parse_args(["worklist"]))
         ok &= _telemetry(parser.parse_args(["telemetry"]))
+        ok &= _planner(parser.parse_args(["planner"]))
     elif args.which == "audit":
         ok = _audit(args)
     elif args.which == "fanout":
@@ -149,6 +163,8 @@ def main() -> int:
         ok = _worklist(args)
     elif args.which == "telemetry":
         ok = _telemetry(args)
+    elif args.which == "planner":
+        ok = _planner(args)
     else:
         ok = _ingest(args)
     return 0 if ok else 1
