@@ -89,7 +89,7 @@ def service_requests_to_plan(*, operator_id: int, start: dt.date, end: dt.date) 
             earliest_date__lte=end,
             latest_date__gte=start,
         )
-        .select_related("hospital")
+        .select_related("hospital", "visit")
         .order_by("earliest_date", "id")
     )
 
