@@ -84,7 +84,9 @@ def plan_input_build(*, operator_id: int, start: dt.date, days: int) -> PlanInpu
         (row.hospital_id, row.modality): row.days_overdue
         for row in hospitals_overdue(on=start, operator_id=operator_id)
     }
-    requests, locked, previous = [], [], []
+    requests: list[PlanRequest] = []
+    locked: list[LockedVisit] = []
+    previous: list[PreviousVisit] = []
     for sr in service_requests_to_plan(operator_id=operator_id, start=start, end=horizon.day(days - 1)):
         hospital = sr.hospital
         if hospital.latitude is None or hospital.longitude is None:
@@ -104,10 +106,11 @@ def plan_input_build(*, operator_id: int, start: dt.date, days: int) -> PlanInpu
         )
         visit = sr.visit
         if visit is not None and 0 <= horizon.index(visit.date) < days:
-            kind = LockedVisit if visit.status in UNDER_WAY else PreviousVisit
-            (locked if kind is LockedVisit else previous).append(
-                kind(request_id=str(sr.pk), unit_id=str(visit.unit_id), day=horizon.index(visit.date))
-            )
+            request_id, unit_id, day = str(sr.pk), str(visit.unit_id), horizon.index(visit.date)
+            if visit.status in UNDER_WAY:
+                locked.append(LockedVisit(request_id=request_id, unit_id=unit_id, day=day))
+            else:
+                previous.append(PreviousVisit(request_id=request_id, unit_id=unit_id, day=day))
     return PlanInput(
         units=plan_units(operator_id=operator_id, horizon=horizon),
         requests=tuple(requests),
