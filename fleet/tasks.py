@@ -17,3 +17,10 @@ def telemetry_thin_task() -> dict:
         window_days=int(telemetry_setting("TELEMETRY_THIN_WINDOW_DAYS")),
     )
     return {"expired": result.expired, "thinned": result.thinned}
+
+
+@shared_task(acks_late=True)
+def plan_compute_task(plan_id: int) -> str:
+    from fleet.services.plans import plan_compute
+
+    return plan_compute(plan_id=plan_id).status

@@ -7,4 +7,5 @@ urlpatterns = [
     path("", include("fleet.api.telemetry_urls")),
     path("", include("fleet.api.map_urls")),
     path("", include("fleet.api.requests_urls")),
+    path("", include("fleet.api.plans_urls")),
 ]

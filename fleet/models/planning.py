@@ -2,6 +2,8 @@
 
 __all__ = [
     "PRIORITY_WEIGHT",
+    "Plan",
+    "PlanStatus",
     "RequestPriority",
     "ServiceContract",
     "ServiceRequest",
@@ -136,3 +138,40 @@ class ServiceRequest(models.Model):
 
     def __str__(self) -> str:
         return f"{self.modality} x{self.patients} for {self.hospital_id} ({self.status})"
+
+
+class PlanStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"
+
+
+class Plan(models.Model):
+    """One planner run for an operator over a horizon: its input snapshot, result and stats."""
+
+    operator = models.ForeignKey("core.Organisation", on_delete=models.PROTECT, related_name="plans")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    start_date = models.DateField()
+    days = models.PositiveSmallIntegerField()
+    time_limit_s = models.FloatField(default=5.0)
+    status = models.CharField(max_length=10, choices=PlanStatus.choices, default=PlanStatus.QUEUED)
+    progress = models.PositiveSmallIntegerField(default=0, help_text="0-100, for the page")
+    message = models.CharField(max_length=300, blank=True)
+    inputs = models.JSONField(default=dict, blank=True, help_text="What the planner saw")
+    visits = models.JSONField(default=list, blank=True)
+    unserved = models.JSONField(default=dict, blank=True)
+    stats = models.JSONField(default=dict, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    organisation_lookup = "operator_id"
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"plan {self.pk} {self.start_date} +{self.days}d ({self.status})"
