@@ -9,6 +9,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.exceptions import AccessDenied
+from fleet.access import REGISTER_WRITER_ROLES
 from fleet.models import Plan
 from fleet.services.plans import plan_request
 
@@ -60,10 +61,13 @@ class PlanDetailApi(APIView):
 
     @extend_schema(responses=PlanSerializer)
     def get(self, request, pk: int):
+        # The planners of the operator (fleet.access), and nobody else: an id reveals nothing.
         user = request.user
         plan = Plan.objects.filter(pk=pk).first()
-        if plan is None or not (user.is_superuser or user.organisation_id == plan.operator_id):
-            raise NotFound("No plan matches the given id")
-        if not (user.is_superuser or user.has_role("dispatcher", "admin")):
+        may_read = plan is not None and (
+            user.is_superuser
+            or (user.organisation_id == plan.operator_id and user.has_role(*REGISTER_WRITER_ROLES))
+        )
+        if not may_read:
             raise NotFound("No plan matches the given id")
         return Response(PlanSerializer(plan).data)
