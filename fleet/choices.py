@@ -17,6 +17,8 @@ class UnitStatus(models.TextChoices):
     RETURNING = "returning", "Returning"
     MAINTENANCE = "maintenance", "Maintenance"
     OUT_OF_SERVICE = "out_of_service", "Out of service"
+    # Taken out of the fleet for good (fleet.services.withdrawal); no transition leaves it.
+    WITHDRAWN = "withdrawn", "Withdrawn"
 
 
 class CrewRole(models.TextChoices):

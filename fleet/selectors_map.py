@@ -33,6 +33,7 @@ STATUS_COLOURS: dict[str, str] = {
     UnitStatus.RETURNING: "#5c6bc0",
     UnitStatus.MAINTENANCE: "#ef6c00",
     UnitStatus.OUT_OF_SERVICE: "#b3261e",
+    UnitStatus.WITHDRAWN: "#757575",
 }
 
 

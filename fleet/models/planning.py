@@ -3,6 +3,7 @@
 __all__ = [
     "PRIORITY_WEIGHT",
     "Plan",
+    "PlanKind",
     "PlanStatus",
     "RequestPriority",
     "ServiceContract",
@@ -147,6 +148,12 @@ class PlanStatus(models.TextChoices):
     FAILED = "failed", "Failed"
 
 
+class PlanKind(models.TextChoices):
+    RUN = "run", "Planner run"  # a dispatcher asked for it
+    REPLAN = "replan", "Re-plan"  # a breakdown, a cancelled request or an incident started it
+    WHATIF = "whatif", "What-if"  # a unit withdrawal asks how the fleet does without it
+
+
 class Plan(models.Model):
     """One planner run for an operator over a horizon: its input snapshot, result and stats."""
 
@@ -167,6 +174,25 @@ class Plan(models.Model):
     stats = models.JSONField(default=dict, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    kind = models.CharField(max_length=10, choices=PlanKind.choices, default=PlanKind.RUN)
+    reason = models.CharField(max_length=300, blank=True, help_text="Why it ran (re-plans, what-ifs)")
+    excluded_units = models.JSONField(
+        default=list, blank=True, help_text="Unit ids the planner must not use (what-if without them)"
+    )
+    base_plan = models.ForeignKey(
+        "self",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="The plan whose locked visits this run keeps",
+    )
+    auto_publish = models.BooleanField(default=False, help_text="Publish as soon as it is done (re-plans)")
+    published_at = models.DateTimeField(null=True, blank=True)
+    published_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    publish_summary = models.JSONField(default=dict, blank=True, help_text="Visits created, moved, cancelled")
 
     organisation_lookup = "operator_id"
 

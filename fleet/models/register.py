@@ -90,6 +90,17 @@ class Visit(models.Model):
     arrived_at = models.DateTimeField(null=True, blank=True)
     departed_at = models.DateTimeField(null=True, blank=True)
     crew = models.ManyToManyField(CrewMember, blank=True, related_name="visits")
+    locked = models.BooleanField(
+        default=False, help_text="Kept on its unit and day by every re-plan (the dispatcher locked it)"
+    )
+    plan = models.ForeignKey(
+        "fleet.Plan",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="published_visits",
+        help_text="The plan that published (or last moved) this visit",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     organisation_lookup = "unit__operator_id"

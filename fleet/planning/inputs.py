@@ -1,11 +1,16 @@
 """From the database to a planner input: which unit can work which day, which requests to place.
 
-A unit works day d of the horizon when it is not out of service, every licence its modality
-needs is valid on d, and no maintenance window overlaps d's working hours; the planner never
-sees those rules, only ``available_days``. Requests are the operator's submitted or planned
+A unit works day d of the horizon when it is not out of service or withdrawn (nor excluded by a
+what-if), every licence its modality needs is valid on d, no maintenance window overlaps d's
+working hours, and its assigned crew includes someone qualified for its modality (the visit crew
+rule, ``CREW_REQUIREMENT``) whose credential is valid on d; the planner never sees those rules,
+only ``available_days``. Requests are the operator's submitted or planned
 ones whose window overlaps the horizon (clipped to it), weighted by priority and by how overdue
 the hospital is on its contract. Visits already under way (en route, on site) for a request
-are locked; visits still planned are the previous plan, which a re-plan moves only at a cost.
+are locked, and so are visits the dispatcher locked (``Visit.locked``) and the locked entries of
+a base plan under review; visits still planned are the previous plan, which a re-plan moves only
+at a cost. A lock whose unit cannot work that day (it broke down) cannot hold: it becomes a
+previous visit, to be moved.
 """
 
 from __future__ import annotations
@@ -16,10 +21,10 @@ from dataclasses import dataclass
 from django.utils import timezone
 
 from fleet.choices import UnitStatus, VisitStatus
-from fleet.models import MaintenanceWindow, Unit
+from fleet.models import CrewCredential, MaintenanceWindow, Plan, Unit
 from fleet.models.planning import PRIORITY_WEIGHT
 from fleet.planning.model import LockedVisit, PlanInput, PlanRequest, PlanUnit, PreviousVisit
-from fleet.selectors import unit_licence_problems
+from fleet.selectors import CREW_REQUIREMENT, unit_licence_problems
 from fleet.selectors_requests import hospitals_overdue, service_requests_to_plan
 
 WORK_HOURS = (dt.time(7, 0), dt.time(19, 0))  # a maintenance window touching these blocks the day
@@ -45,9 +50,36 @@ def _blocked_by_maintenance(windows: list[MaintenanceWindow], day: dt.date) -> b
     return any(w.starts_at < closes and w.ends_at > opens for w in windows)
 
 
-def plan_units(*, operator_id: int, horizon: PlanHorizon) -> tuple[PlanUnit, ...]:
+def crew_qualified_until(units: list[Unit]) -> dict[int, dt.date]:
+    """Per unit: the last day its assigned crew holds the credential its modality needs
+    (in a role allowed to use it); units with no such crew are absent."""
+    until: dict[int, dt.date] = {}
+    kinds = {kind for kind, _, _ in CREW_REQUIREMENT.values()}
+    credentials = CrewCredential.objects.filter(
+        crew_member__unit__in=units, kind__in=kinds
+    ).select_related("crew_member")
+    modality = {unit.pk: unit.modality for unit in units}
+    for credential in credentials:
+        member = credential.crew_member
+        kind, roles, _ = CREW_REQUIREMENT[modality[member.unit_id]]
+        if credential.kind != kind or member.role not in roles:
+            continue
+        if credential.expires_on > until.get(member.unit_id, dt.date.min):
+            until[member.unit_id] = credential.expires_on
+    return until
+
+
+def plan_units(
+    *, operator_id: int, horizon: PlanHorizon, excluded: frozenset[int] = frozenset()
+) -> tuple[PlanUnit, ...]:
     end = horizon.day(horizon.days)
-    units = Unit.objects.filter(operator_id=operator_id).prefetch_related("licences").order_by("pk")
+    units = list(
+        Unit.objects.filter(operator_id=operator_id)
+        .exclude(status=UnitStatus.WITHDRAWN)
+        .prefetch_related("licences")
+        .order_by("pk")
+    )
+    crewed_until = crew_qualified_until(units)
     windows: dict[int, list[MaintenanceWindow]] = {}
     for window in MaintenanceWindow.objects.filter(
         unit__operator_id=operator_id,
@@ -56,13 +88,15 @@ def plan_units(*, operator_id: int, horizon: PlanHorizon) -> tuple[PlanUnit, ...
         windows.setdefault(window.unit_id, []).append(window)
     planned = []
     for unit in units:
-        if unit.status == UnitStatus.OUT_OF_SERVICE:
+        if unit.status == UnitStatus.OUT_OF_SERVICE or unit.pk in excluded:
             available: frozenset[int] = frozenset()
         else:
+            crew_until = crewed_until.get(unit.pk, dt.date.min)
             available = frozenset(
                 d
                 for d in range(horizon.days)
-                if not unit_licence_problems(unit, on=horizon.day(d))
+                if horizon.day(d) <= crew_until
+                and not unit_licence_problems(unit, on=horizon.day(d))
                 and not _blocked_by_maintenance(windows.get(unit.pk, []), horizon.day(d))
             )
         planned.append(
@@ -77,9 +111,34 @@ def plan_units(*, operator_id: int, horizon: PlanHorizon) -> tuple[PlanUnit, ...
     return tuple(planned)
 
 
-def plan_input_build(*, operator_id: int, start: dt.date, days: int) -> PlanInput:
-    """The planner input for ``operator_id`` over ``days`` days from ``start``."""
+def _base_plan_locks(base_plan: Plan | None) -> dict[str, tuple[str, int]]:
+    """request id -> (unit id, day index) of the base plan's locked entries, on the base's horizon."""
+    if base_plan is None:
+        return {}
+    return {
+        str(entry["request_id"]): (str(entry["unit_id"]), base_plan.start_date.toordinal() + int(entry["day"]))
+        for entry in base_plan.visits
+        if entry.get("locked")
+    }
+
+
+def plan_input_build(
+    *,
+    operator_id: int,
+    start: dt.date,
+    days: int,
+    excluded_units: frozenset[int] = frozenset(),
+    base_plan: Plan | None = None,
+) -> PlanInput:
+    """The planner input for ``operator_id`` over ``days`` days from ``start``.
+
+    ``excluded_units`` work no day (a what-if without them); ``base_plan``'s locked entries
+    are kept where they still fit (same request, unit and date, inside this horizon).
+    """
     horizon = PlanHorizon(start=start, days=days)
+    units = plan_units(operator_id=operator_id, horizon=horizon, excluded=excluded_units)
+    works = {(unit.id, day) for unit in units for day in unit.available_days}
+    base_locks = _base_plan_locks(base_plan)
     overdue = {
         (row.hospital_id, row.modality): row.days_overdue
         for row in hospitals_overdue(on=start, operator_id=operator_id)
@@ -105,14 +164,20 @@ def plan_input_build(*, operator_id: int, start: dt.date, days: int) -> PlanInpu
             )
         )
         visit = sr.visit
+        request_id = str(sr.pk)
         if visit is not None and 0 <= horizon.index(visit.date) < days:
-            request_id, unit_id, day = str(sr.pk), str(visit.unit_id), horizon.index(visit.date)
-            if visit.status in UNDER_WAY:
+            unit_id, day = str(visit.unit_id), horizon.index(visit.date)
+            if (visit.status in UNDER_WAY or visit.locked) and (unit_id, day) in works:
                 locked.append(LockedVisit(request_id=request_id, unit_id=unit_id, day=day))
             else:
                 previous.append(PreviousVisit(request_id=request_id, unit_id=unit_id, day=day))
+        elif request_id in base_locks:
+            unit_id, ordinal = base_locks[request_id]
+            day = ordinal - start.toordinal()
+            if 0 <= day < days and (unit_id, day) in works:
+                locked.append(LockedVisit(request_id=request_id, unit_id=unit_id, day=day))
     return PlanInput(
-        units=plan_units(operator_id=operator_id, horizon=horizon),
+        units=units,
         requests=tuple(requests),
         days=days,
         locked=tuple(locked),

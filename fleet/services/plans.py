@@ -122,3 +122,26 @@ def plan_compute(*, plan_id: int) -> Plan:
         actor=None, action="plan.compute", obj=plan, details={"served": len(result.visits), "ok": done}
     )
     return Plan.objects.get(pk=plan_id)
+
+
+# --- review, publish, re-plan, what-if (being written by the lead; signatures are fixed) ---------
+
+
+def plan_lock_set(*, actor: User, plan: Plan, request_id: str, locked: bool) -> Plan:
+    """Lock (or unlock) the plan's visit for ``request_id`` while the plan is under review."""
+    raise NotImplementedError
+
+
+def plan_publish(*, actor: User | None, plan: Plan) -> Plan:
+    """Turn a done plan into visits; hospitals are notified of new, moved and dropped visits."""
+    raise NotImplementedError
+
+
+def replan_request(*, operator: Organisation, reason: str, actor: User | None = None) -> Plan | None:
+    """Re-plan the operator's remaining horizon (auto-published when done)."""
+    raise NotImplementedError
+
+
+def whatif_request(*, actor: User, operator: Organisation, excluded_units: list[int], days: int = 14) -> Plan:
+    """A plan without ``excluded_units`` (never published on its own) for a withdrawal check."""
+    raise NotImplementedError

@@ -31,6 +31,8 @@ TRANSITIONS: dict[str, tuple[str, ...]] = {
     S.RETURNING: (S.AVAILABLE, S.OUT_OF_SERVICE),
     S.MAINTENANCE: (S.AVAILABLE, S.OUT_OF_SERVICE),
     S.OUT_OF_SERVICE: (S.AVAILABLE,),
+    # Only fleet.services.withdrawal enters it (after the coverage check); nothing leaves it.
+    S.WITHDRAWN: (),
 }
 # Taking a unit off the road must say why.
 REASON_REQUIRED = (S.MAINTENANCE, S.OUT_OF_SERVICE)
