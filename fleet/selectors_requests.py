@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from django.db.models import OuterRef, QuerySet, Subquery
+from django.db.models import OuterRef, Q, QuerySet, Subquery
 from django.http import HttpRequest
 
 from core.choices import Role
@@ -78,16 +78,24 @@ def service_request_view_for_user(user, pk: int, *, request: HttpRequest | None 
 
 # Requests the planner may still place (planned ones may be re-placed by a re-plan).
 PLANNABLE_STATUSES = (ServiceRequestStatus.SUBMITTED, ServiceRequestStatus.PLANNED)
+# Visits not over: a scheduled request on one of these is part of the plan being revised.
+LIVE_VISIT_STATUSES = (VisitStatus.PLANNED, VisitStatus.EN_ROUTE, VisitStatus.ON_SITE)
 
 
 def service_requests_to_plan(*, operator_id: int, start: dt.date, end: dt.date) -> QuerySet[ServiceRequest]:
-    """The operator's submitted or planned requests whose date window overlaps ``start..end``."""
+    """What a plan of ``start..end`` places: the operator's submitted or planned requests whose
+    date window overlaps it, and scheduled ones whose visit (not over yet) falls inside it, so a
+    re-plan sees the published plan and keeps or moves those visits."""
     return (
-        ServiceRequest.objects.filter(
-            operator_id=operator_id,
-            status__in=PLANNABLE_STATUSES,
-            earliest_date__lte=end,
-            latest_date__gte=start,
+        ServiceRequest.objects.filter(operator_id=operator_id)
+        .filter(
+            Q(status__in=PLANNABLE_STATUSES, earliest_date__lte=end, latest_date__gte=start)
+            | Q(
+                status=ServiceRequestStatus.SCHEDULED,
+                visit__date__gte=start,
+                visit__date__lte=end,
+                visit__status__in=LIVE_VISIT_STATUSES,
+            )
         )
         .select_related("hospital", "visit")
         .order_by("earliest_date", "id")

@@ -1,4 +1,10 @@
-"""Planner runs: ``POST /api/plans/`` (dispatchers, 202) and ``GET /api/plans/{id}/`` (progress, result)."""
+"""Planner runs: ask for one, follow it, review it (locks), publish it.
+
+``POST /api/plans/`` (202), ``GET /api/plans/`` (the operator's recent plans),
+``GET /api/plans/{id}/`` (progress, result), ``POST /api/plans/{id}/locks/``,
+``POST /api/plans/{id}/publish/``. The operator's dispatchers and administrators only; to anyone
+else a plan id reveals nothing (404).
+"""
 
 from __future__ import annotations
 
@@ -11,13 +17,21 @@ from rest_framework.views import APIView
 from core.exceptions import AccessDenied
 from fleet.access import REGISTER_WRITER_ROLES
 from fleet.models import Plan
-from fleet.services.plans import plan_request
+from fleet.services.plans import plan_lock_set, plan_publish, plan_request
+
+LIST_LIMIT = 50
 
 
 class PlanRequestSerializer(serializers.Serializer):
     start_date = serializers.DateField()
     days = serializers.IntegerField()
     time_limit_s = serializers.FloatField(required=False, default=5.0)
+    base_plan = serializers.IntegerField(required=False, help_text="Keep this plan's locked visits")
+
+
+class PlanLockSerializer(serializers.Serializer):
+    request_id = serializers.CharField(max_length=20)
+    locked = serializers.BooleanField()
 
 
 class PlanSerializer(serializers.ModelSerializer):
@@ -25,6 +39,8 @@ class PlanSerializer(serializers.ModelSerializer):
         model = Plan
         fields = [
             "id",
+            "kind",
+            "reason",
             "start_date",
             "days",
             "time_limit_s",
@@ -35,14 +51,55 @@ class PlanSerializer(serializers.ModelSerializer):
             "visits",
             "unserved",
             "stats",
+            "excluded_units",
+            "base_plan",
+            "auto_publish",
             "created_at",
             "started_at",
             "finished_at",
+            "published_at",
+            "publish_summary",
         ]
 
 
+class PlanSummarySerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Plan
+        fields = [
+            "id",
+            "kind",
+            "reason",
+            "start_date",
+            "days",
+            "status",
+            "progress",
+            "message",
+            "published_at",
+        ]
+
+
+def plans_for_user(user):
+    if user.is_superuser:
+        return Plan.objects.all()
+    if user.organisation_id is None or not user.has_role(*REGISTER_WRITER_ROLES):
+        return Plan.objects.none()
+    return Plan.objects.filter(operator_id=user.organisation_id)
+
+
+def plan_for_user(user, pk: int) -> Plan:
+    plan = plans_for_user(user).filter(pk=pk).first()
+    if plan is None:
+        raise NotFound("No plan matches the given id")
+    return plan
+
+
 class PlanListCreateApi(APIView):
-    """Ask for a plan of your operator's fleet; it is computed in the background."""
+    """Ask for a plan of your operator's fleet (computed in the background); list recent plans."""
+
+    @extend_schema(responses=PlanSummarySerializer(many=True))
+    def get(self, request):
+        plans = plans_for_user(request.user).order_by("-created_at", "-id")[:LIST_LIMIT]
+        return Response(PlanSummarySerializer(plans, many=True).data)
 
     @extend_schema(request=PlanRequestSerializer, responses={202: PlanSerializer})
     def post(self, request):
@@ -51,7 +108,10 @@ class PlanListCreateApi(APIView):
         operator = request.user.organisation
         if operator is None:
             raise AccessDenied("Your account belongs to no operator")
-        plan = plan_request(actor=request.user, operator=operator, **body.validated_data)
+        data = dict(body.validated_data)
+        base_id = data.pop("base_plan", None)
+        base_plan = plan_for_user(request.user, base_id) if base_id is not None else None
+        plan = plan_request(actor=request.user, operator=operator, base_plan=base_plan, **data)
         plan.refresh_from_db()  # with eager tasks (no Redis) it is already computed
         return Response(PlanSerializer(plan).data, status=status.HTTP_202_ACCEPTED)
 
@@ -61,13 +121,25 @@ class PlanDetailApi(APIView):
 
     @extend_schema(responses=PlanSerializer)
     def get(self, request, pk: int):
-        # The planners of the operator (fleet.access), and nobody else: an id reveals nothing.
-        user = request.user
-        plan = Plan.objects.filter(pk=pk).first()
-        may_read = plan is not None and (
-            user.is_superuser
-            or (user.organisation_id == plan.operator_id and user.has_role(*REGISTER_WRITER_ROLES))
-        )
-        if not may_read:
-            raise NotFound("No plan matches the given id")
+        return Response(PlanSerializer(plan_for_user(request.user, pk)).data)
+
+
+class PlanLockApi(APIView):
+    """Lock (keep in every re-run and re-plan) or unlock one visit of a plan under review."""
+
+    @extend_schema(request=PlanLockSerializer, responses=PlanSerializer)
+    def post(self, request, pk: int):
+        plan = plan_for_user(request.user, pk)
+        body = PlanLockSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        plan = plan_lock_set(actor=request.user, plan=plan, **body.validated_data)
+        return Response(PlanSerializer(plan).data)
+
+
+class PlanPublishApi(APIView):
+    """Publish a done plan: visits created or moved, requests scheduled, hospitals notified."""
+
+    @extend_schema(request=None, responses=PlanSerializer)
+    def post(self, request, pk: int):
+        plan = plan_publish(actor=request.user, plan=plan_for_user(request.user, pk))
         return Response(PlanSerializer(plan).data)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 
 from ortools.constraint_solver import pywrapcp, routing_enums_pb2
 
@@ -41,7 +42,9 @@ def plan_ortools(
     time_limit_s: float = 5.0,
     change_km: float = 500.0,
     warm_start: bool = True,
+    on_progress: Callable[[float], None] | None = None,
 ) -> PlanResult:
+    """``on_progress(seconds_elapsed)`` is called (at most twice a second) as better solutions come."""
     started = time.perf_counter()
     locks = locked_vehicles(inp)
     reasons = {r.id: why for r in inp.requests if (why := unservable_reason(inp, r)) and r.id not in locks}
@@ -138,6 +141,16 @@ def plan_ortools(
     params.local_search_metaheuristic = routing_enums_pb2.LocalSearchMetaheuristic.GUIDED_LOCAL_SEARCH
     params.time_limit.FromMilliseconds(max(1, int(time_limit_s * 1000)))
     routing.CloseModelWithParameters(params)
+    if on_progress is not None:
+        last = [0.0]
+
+        def at_solution() -> None:
+            elapsed = time.perf_counter() - started
+            if elapsed - last[0] >= 0.5:
+                last[0] = elapsed
+                on_progress(elapsed)
+
+        routing.AddAtSolutionCallback(at_solution)
 
     initial = None
     if warm_start:

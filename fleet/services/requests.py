@@ -22,6 +22,7 @@ from core.exceptions import AccessDenied, Conflict, DomainError, InvalidInput
 from core.models import Organisation, User
 from core.services import audit_record
 from dicom.choices import Priority
+from dicom.models import Order
 from dicom.services.orders import order_create
 from fleet.access import check_register_writer
 from fleet.choices import Modality, VisitStatus
@@ -34,12 +35,15 @@ from fleet.models import (
     Visit,
 )
 from fleet.models.planning import PATIENTS_MAX, PATIENTS_MIN
+from fleet.services.notices import HospitalNoticeKind, day_label, hospital_notify
 from fleet.services.request_exams import clean_exams
 
 S = ServiceRequestStatus
 TRANSITIONS: dict[str, tuple[str, ...]] = {
     S.SUBMITTED: (S.PLANNED, S.SCHEDULED, S.DECLINED),
     S.PLANNED: (S.SUBMITTED, S.SCHEDULED, S.DECLINED),
+    # (scheduled -> submitted happens only when the planner drops the visit:
+    # fleet.services.request_moves.service_request_unschedule, not through this graph.)
     S.SCHEDULED: (S.FULFILLED, S.DECLINED),
     S.FULFILLED: (),
     S.DECLINED: (),
@@ -248,7 +252,7 @@ def service_request_transition(
         if len(reason) > REASON_MAX:
             raise _invalid("reason", f"at most {REASON_MAX} characters")
         fields["decline_reason"] = reason
-    return _move(
+    moved = _move(
         service_request,
         to_status=to_status,
         actor=actor,
@@ -257,6 +261,13 @@ def service_request_transition(
         details={"reason": reason} if reason else None,
         request=request,
     )
+    if to_status == S.DECLINED:
+        hospital_notify(
+            hospital=moved.hospital_id,
+            kind=HospitalNoticeKind.REQUEST_DECLINED,
+            message=f"Your {moved.modality} service request #{moved.pk} was declined: {reason}",
+        )
+    return moved
 
 
 def service_request_decline(
@@ -341,6 +352,9 @@ def service_request_schedule(
     booker = service_request.created_by
     priority = ORDER_PRIORITY[RequestPriority(service_request.priority)]
     for index, exam in enumerate(service_request.exams):
+        key = f"SR{service_request.pk}-{index + 1}"
+        if Order.objects.filter(hospital_id=service_request.hospital_id, client_request_id=key).exists():
+            key = f"{key}-V{visit.pk}"  # booked before and dropped with its visit: a new booking
         try:
             order_create(
                 actor=booker,
@@ -356,7 +370,7 @@ def service_request_schedule(
                 patient_sex=exam["sex"],
                 patient_birth_date=dt.date.fromisoformat(exam["birth_date"]),
                 notes=f"Service request {service_request.pk}",
-                client_request_id=f"SR{service_request.pk}-{index + 1}",
+                client_request_id=key,
                 request=request,
             )
         except DomainError as exc:
@@ -368,4 +382,12 @@ def service_request_schedule(
             ) from exc
     if service_request.exams:
         Visit.objects.filter(pk=visit.pk).update(exams_booked=F("exams_booked") + len(service_request.exams))
+    hospital_notify(
+        hospital=service_request.hospital_id,
+        kind=HospitalNoticeKind.VISIT_SCHEDULED,
+        message=(
+            f"{service_request.modality} visit booked for request #{service_request.pk}: "
+            f"{visit.unit.name} on {day_label(visit.date)}"
+        ),
+    )
     return service_request

@@ -111,6 +111,26 @@ def license_unit(unit: Unit, *, expires_on: datetime.date | None = None) -> list
     ]
 
 
+def crew_unit(unit: Unit, *, expires_on: datetime.date | None = None) -> CrewMember:
+    """A crew member assigned to the unit, qualified for its modality (the planner's crew rule)
+    until ``expires_on`` (a year by default)."""
+    expires_on = expires_on or timezone.localdate() + datetime.timedelta(days=365)
+    if unit.modality == "MR":
+        role, kind = CrewRole.TECHNOLOGIST, CredentialKind.MR_SAFETY
+    else:
+        role, kind = CrewRole.RADIOGRAPHER, CredentialKind.RADIOGRAPHER
+    member = CrewMemberFactory(operator=unit.operator, unit=unit, role=role)
+    CrewCredentialFactory(crew_member=member, kind=kind, expires_on=expires_on)
+    return member
+
+
+def ready_unit(unit: Unit, *, expires_on: datetime.date | None = None) -> Unit:
+    """Licensed and crewed: a unit the planner may use every day until ``expires_on``."""
+    license_unit(unit, expires_on=expires_on)
+    crew_unit(unit, expires_on=expires_on)
+    return unit
+
+
 def qc_pass_today(unit: Unit) -> EquipmentQC:
     """A passing daily phantom check for the unit today: lifts the QC hold (MWL, order start)."""
     return EquipmentQCFactory(unit=unit)

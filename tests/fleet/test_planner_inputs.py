@@ -16,7 +16,16 @@ from fleet.planning.model import LockedVisit, PreviousVisit
 from fleet.planning.ortools_solver import plan_ortools
 from fleet.planning.travel import GeodesicTravel
 from tests.dicom.factories import HospitalFactory
-from tests.fleet.factories import OperatorFactory, UnitFactory, VisitFactory, license_unit
+from tests.fleet.factories import (
+    CrewCredentialFactory,
+    CrewMemberFactory,
+    OperatorFactory,
+    UnitFactory,
+    VisitFactory,
+    crew_unit,
+    license_unit,
+    ready_unit,
+)
 from tests.fleet.request_factories import ServiceContractFactory, ServiceRequestFactory
 
 pytestmark = pytest.mark.django_db
@@ -31,8 +40,9 @@ def _world():
     mr = UnitFactory(operator=operator, modality="MR", capacity_per_day=12, **near)
     broken = UnitFactory(operator=operator, modality="CT", status="out_of_service", **near)
     for unit in (ct1, mr, broken):
-        license_unit(unit, expires_on=START + dt.timedelta(days=60))
+        ready_unit(unit, expires_on=START + dt.timedelta(days=60))
     license_unit(ct2, expires_on=START + dt.timedelta(days=2))  # valid days 0-2, expired from day 3
+    crew_unit(ct2, expires_on=START + dt.timedelta(days=60))
     zone = timezone.get_current_timezone()
     MaintenanceWindow.objects.create(
         unit=ct1,
@@ -55,6 +65,40 @@ def test_availability_comes_from_licences_maintenance_and_status():
         str(mr.pk): [0, 1, 2, 3, 4],
         str(broken.pk): [],  # out of service
     }
+
+
+def test_a_unit_works_only_while_its_crew_is_qualified():
+    operator = OperatorFactory()
+    near = {"depot_latitude": 30.45, "depot_longitude": 114.15}
+    expiring = UnitFactory(operator=operator, modality="CT", **near)
+    uncrewed = UnitFactory(operator=operator, modality="CT", **near)
+    mr_wrong_role = UnitFactory(operator=operator, modality="MR", **near)
+    mr_wrong_kind = UnitFactory(operator=operator, modality="MR", **near)
+    withdrawn = UnitFactory(operator=operator, modality="CT", status="withdrawn", **near)
+    later = START + dt.timedelta(days=60)
+    for unit in (expiring, uncrewed, mr_wrong_role, mr_wrong_kind, withdrawn):
+        license_unit(unit, expires_on=later)
+    crew_unit(expiring, expires_on=START + dt.timedelta(days=1))  # qualified on days 0 and 1
+    crew_unit(withdrawn, expires_on=later)
+    # MR needs MR-safety training held by a technologist or radiographer: a driver's does not count,
+    # nor does a radiographer certificate.
+    driver = CrewMemberFactory(operator=operator, unit=mr_wrong_role, role="driver")
+    CrewCredentialFactory(crew_member=driver, kind="mr_safety_training", expires_on=later)
+    tech = CrewMemberFactory(operator=operator, unit=mr_wrong_kind, role="technologist")
+    CrewCredentialFactory(crew_member=tech, kind="radiographer_certificate", expires_on=later)
+
+    inp = plan_input_build(operator_id=operator.pk, start=START, days=4)
+
+    assert {u.id: sorted(u.available_days) for u in inp.units} == {
+        str(expiring.pk): [0, 1],
+        str(uncrewed.pk): [],
+        str(mr_wrong_role.pk): [],
+        str(mr_wrong_kind.pk): [],
+    }  # the withdrawn unit is not in the fleet any more
+    excluded = plan_input_build(
+        operator_id=operator.pk, start=START, days=4, excluded_units=frozenset({expiring.pk})
+    )
+    assert {u.id: sorted(u.available_days) for u in excluded.units}[str(expiring.pk)] == []
 
 
 def test_requests_are_clipped_weighted_and_visits_locked_or_previous():

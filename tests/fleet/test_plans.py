@@ -13,7 +13,7 @@ from fleet.models import Plan
 from fleet.services.plans import plan_compute
 from tests.core.factories import UserFactory
 from tests.dicom.factories import HospitalFactory
-from tests.fleet.factories import OperatorFactory, UnitFactory, license_unit
+from tests.fleet.factories import OperatorFactory, UnitFactory, ready_unit
 from tests.fleet.request_factories import ServiceRequestFactory
 
 pytestmark = pytest.mark.django_db
@@ -29,9 +29,10 @@ def _client(user) -> APIClient:
 def fleet():
     operator = OperatorFactory()
     start = timezone.localdate() + dt.timedelta(days=1)
+    units = []
     for _ in range(2):
         unit = UnitFactory(operator=operator, modality="CT", depot_latitude=30.45, depot_longitude=114.15)
-        license_unit(unit, expires_on=start + dt.timedelta(days=90))
+        units.append(ready_unit(unit, expires_on=start + dt.timedelta(days=90)))
     hospitals = [HospitalFactory() for _ in range(3)]
     requests = [
         ServiceRequestFactory(
@@ -43,14 +44,14 @@ def fleet():
         )
         for h in hospitals
     ]
-    ServiceRequestFactory(
+    mr = ServiceRequestFactory(
         operator=operator, hospital=hospitals[0], modality="MR", earliest_date=start
     )  # no MR van
-    return operator, start, requests
+    return operator, start, requests, units, mr
 
 
 def test_a_dispatcher_plans_and_reads_the_result(fleet, django_capture_on_commit_callbacks):
-    operator, start, requests = fleet
+    operator, start, requests, units, mr = fleet
     dispatcher = UserFactory(organisation=operator, roles=["dispatcher"])
 
     with django_capture_on_commit_callbacks(execute=True) as started:  # the task, eager here
@@ -69,13 +70,20 @@ def test_a_dispatcher_plans_and_reads_the_result(fleet, django_capture_on_commit
         and "MR" in next(iter(plan["unserved"].values())).upper()
         or plan["unserved"]
     )
-    assert plan["inputs"] == {"units": 2, "requests": 4, "locked": 0}
+    assert plan["inputs"] == {
+        "units": 2,
+        "requests": 4,
+        "locked": 0,
+        "previous": 0,
+        "request_ids": [str(r.pk) for r in requests] + [str(mr.pk)],
+        "unit_days": {str(u.pk): [0, 1, 2] for u in units},
+    }
     actions = list(AuditEntry.objects.filter(object_type="fleet.plan").values_list("action", flat=True))
     assert actions == ["plan.request", "plan.compute"]
 
 
 def test_a_plan_runs_once_and_bad_input_stores_nothing(fleet):
-    operator, start, _ = fleet
+    operator, start, *_ = fleet
     dispatcher = UserFactory(organisation=operator, roles=["dispatcher"])
     client = _client(dispatcher)
     body = {"start_date": start.isoformat(), "days": 2}
@@ -96,7 +104,7 @@ def test_a_plan_runs_once_and_bad_input_stores_nothing(fleet):
 
 
 def test_only_the_operators_dispatchers_plan_and_see_plans(fleet):
-    operator, start, _ = fleet
+    operator, start, *_ = fleet
     body = {"start_date": start.isoformat(), "days": 1, "time_limit_s": 1}
     plan_id = (
         _client(UserFactory(organisation=operator, roles=["dispatcher"]))

@@ -101,9 +101,15 @@ def test_the_legal_graph_is_the_documented_one():
         S.RETURNING: (S.AVAILABLE, S.OUT_OF_SERVICE),
         S.MAINTENANCE: (S.AVAILABLE, S.OUT_OF_SERVICE),
         S.OUT_OF_SERVICE: (S.AVAILABLE,),
+        S.WITHDRAWN: (),  # terminal; entered only by the withdrawal service
     }
-    # A breakdown can happen anywhere.
-    assert all(S.OUT_OF_SERVICE in targets for src, targets in TRANSITIONS.items() if src != S.OUT_OF_SERVICE)
+    # A breakdown can happen anywhere in the fleet.
+    assert all(
+        S.OUT_OF_SERVICE in targets
+        for src, targets in TRANSITIONS.items()
+        if src not in (S.OUT_OF_SERVICE, S.WITHDRAWN)
+    )
+    assert not any(S.WITHDRAWN in targets for targets in TRANSITIONS.values())
 
 
 def test_breakdown_then_repair(unit, dispatcher):

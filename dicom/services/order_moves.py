@@ -1,0 +1,79 @@
+"""Orders follow their visit: when dispatch moves or drops a scheduled visit, its booked exams move
+with it (same accession numbers, new unit and day) or are cancelled, so the modality worklist on
+the van never offers an exam for a visit that will not happen.
+
+Only ``scheduled`` orders move or are cancelled: an exam already started or acquired stays where
+it happened. The caller is the planner (``actor`` None, the system) or a dispatcher; each order
+changed is audited as patient data.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.db import transaction
+from django.utils import timezone
+
+from core.models import User
+from core.services import audit_record
+from dicom.choices import OrderStatus
+from dicom.models import Order
+
+
+def orders_for_request(*, hospital_id: int, request_key: str) -> list[Order]:
+    """The scheduled orders booked for a service request (client ids ``<request_key>-...``)."""
+    return list(
+        Order.objects.filter(
+            hospital_id=hospital_id,
+            client_request_id__startswith=f"{request_key}-",
+            status=OrderStatus.SCHEDULED,
+        ).order_by("pk")
+    )
+
+
+@transaction.atomic
+def orders_move(
+    *, orders: list[Order], unit_id: int, scheduled_date: dt.date, actor: User | None, reason: str
+) -> int:
+    """Move scheduled ``orders`` to ``unit_id`` on ``scheduled_date``; returns how many moved."""
+    moved = 0
+    for order in orders:
+        if not Order.objects.filter(pk=order.pk, status=OrderStatus.SCHEDULED).update(
+            unit_id=unit_id, scheduled_date=scheduled_date, updated_at=timezone.now()
+        ):
+            continue  # started meanwhile: it stays where the scan happened
+        audit_record(
+            actor=actor,
+            action="order.move",
+            obj=order,
+            patient_data=True,
+            patient_id=order.patient_id,
+            details={
+                "from": {"unit": order.unit_id, "date": order.scheduled_date.isoformat()},
+                "to": {"unit": unit_id, "date": scheduled_date.isoformat()},
+                "reason": reason,
+            },
+        )
+        moved += 1
+    return moved
+
+
+@transaction.atomic
+def orders_cancel(*, orders: list[Order], actor: User | None, reason: str) -> int:
+    """Cancel scheduled ``orders`` (their visit is dropped); returns how many were cancelled."""
+    cancelled = 0
+    for order in orders:
+        if not Order.objects.filter(pk=order.pk, status=OrderStatus.SCHEDULED).update(
+            status=OrderStatus.CANCELLED, updated_at=timezone.now()
+        ):
+            continue
+        audit_record(
+            actor=actor,
+            action="order.cancel",
+            obj=order,
+            patient_data=True,
+            patient_id=order.patient_id,
+            details={"reason": reason},
+        )
+        cancelled += 1
+    return cancelled
