@@ -276,6 +276,8 @@ if MAP_TILE_URL and (
 MAP_TILE_ATTRIBUTION = env_str("MAP_TILE_ATTRIBUTION", "")
 
 # --- telemetry (docs/telemetry.md) ------------------------------------------------------------
+# Planner: the OR-Tools time limit of automatic re-plans (breakdowns, cancellations, incidents).
+PLANNER_REPLAN_TIME_LIMIT_S = env_float("PLANNER_REPLAN_TIME_LIMIT_S", 5.0, minimum=1, maximum=120)
 TELEMETRY_MAX_BATCH = env_int("TELEMETRY_MAX_BATCH", 1000, minimum=1, maximum=10000)
 TELEMETRY_CLOCK_SKEW_S = env_int("TELEMETRY_CLOCK_SKEW_S", 120, minimum=0, maximum=3600)
 TELEMETRY_MAX_FIX_AGE_DAYS = env_int("TELEMETRY_MAX_FIX_AGE_DAYS", 7, minimum=1, maximum=90)

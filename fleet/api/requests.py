@@ -25,11 +25,11 @@ from fleet.selectors_requests import (
     user_reads_hospital_requests,
     user_reads_operator_requests,
 )
+from fleet.services.request_schedule import service_request_schedule
 from fleet.services.requests import (
     service_request_cancel,
     service_request_create,
     service_request_decline,
-    service_request_schedule,
     service_request_transition,
 )
 

@@ -55,9 +55,9 @@ def crew_qualified_until(units: list[Unit]) -> dict[int, dt.date]:
     (in a role allowed to use it); units with no such crew are absent."""
     until: dict[int, dt.date] = {}
     kinds = {kind for kind, _, _ in CREW_REQUIREMENT.values()}
-    credentials = CrewCredential.objects.filter(
-        crew_member__unit__in=units, kind__in=kinds
-    ).select_related("crew_member")
+    credentials = CrewCredential.objects.filter(crew_member__unit__in=units, kind__in=kinds).select_related(
+        "crew_member"
+    )
     modality = {unit.pk: unit.modality for unit in units}
     for credential in credentials:
         member = credential.crew_member
@@ -116,7 +116,10 @@ def _base_plan_locks(base_plan: Plan | None) -> dict[str, tuple[str, int]]:
     if base_plan is None:
         return {}
     return {
-        str(entry["request_id"]): (str(entry["unit_id"]), base_plan.start_date.toordinal() + int(entry["day"]))
+        str(entry["request_id"]): (
+            str(entry["unit_id"]),
+            base_plan.start_date.toordinal() + int(entry["day"]),
+        )
         for entry in base_plan.visits
         if entry.get("locked")
     }

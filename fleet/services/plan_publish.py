@@ -33,7 +33,7 @@ from fleet.access import check_register_writer
 from fleet.choices import VisitStatus
 from fleet.models import Plan, PlanStatus, ServiceRequest, ServiceRequestStatus, Unit, Visit
 from fleet.services.request_moves import service_request_move, service_request_unschedule
-from fleet.services.requests import service_request_schedule
+from fleet.services.request_schedule import service_request_schedule
 
 S = ServiceRequestStatus
 LIVE = (VisitStatus.PLANNED, VisitStatus.EN_ROUTE, VisitStatus.ON_SITE)

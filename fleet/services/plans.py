@@ -21,6 +21,7 @@ import dataclasses
 import datetime as dt
 import logging
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -158,6 +159,7 @@ def replan_request(*, operator: Organisation, reason: str, actor: User | None = 
         kind=PlanKind.REPLAN,
         reason=reason,
         auto_publish=True,
+        time_limit_s=settings.PLANNER_REPLAN_TIME_LIMIT_S,
     )
     audit_record(actor=actor, action="plan.replan", obj=plan, details={"reason": reason, "days": plan.days})
     _start_after_commit(plan.pk)

@@ -147,3 +147,20 @@ def service_request_unschedule(
         )
     service_request.refresh_from_db()
     return service_request
+
+
+def service_request_release(
+    *, service_request: ServiceRequest, visit: Visit, actor: User | None, reason: str
+) -> None:
+    """A scheduled request was cancelled or declined: its booked exams are cancelled, its visit
+    too when nothing else is on it, and the operator's horizon is re-planned (capacity is free)."""
+    from fleet.services.plans import replan_request
+
+    orders = orders_for_request(
+        hospital_id=service_request.hospital_id, request_key=_request_key(service_request)
+    )
+    cancelled = orders_cancel(orders=orders, actor=actor, reason=reason)
+    if cancelled:
+        Visit.objects.filter(pk=visit.pk).update(exams_booked=F("exams_booked") - cancelled)
+    visit_release_if_empty(visit=visit, actor=actor, reason=reason)
+    replan_request(operator=service_request.operator, reason=f"request {service_request.pk} cancelled")

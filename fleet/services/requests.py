@@ -13,17 +13,13 @@ import datetime as dt
 from typing import Any
 
 from django.db import transaction
-from django.db.models import F
 from django.http import HttpRequest
 from django.utils import timezone
 
 from core.choices import OrganisationKind, Role
-from core.exceptions import AccessDenied, Conflict, DomainError, InvalidInput
+from core.exceptions import AccessDenied, Conflict, InvalidInput
 from core.models import Organisation, User
 from core.services import audit_record
-from dicom.choices import Priority
-from dicom.models import Order
-from dicom.services.orders import order_create
 from fleet.access import check_register_writer
 from fleet.choices import Modality, VisitStatus
 from fleet.models import (
@@ -32,11 +28,11 @@ from fleet.models import (
     ServiceRequest,
     ServiceRequestStatus,
     Unit,
-    Visit,
 )
 from fleet.models.planning import PATIENTS_MAX, PATIENTS_MIN
-from fleet.services.notices import HospitalNoticeKind, day_label, hospital_notify
+from fleet.services.notices import HospitalNoticeKind, hospital_notify
 from fleet.services.request_exams import clean_exams
+from fleet.services.request_moves import service_request_release
 
 S = ServiceRequestStatus
 TRANSITIONS: dict[str, tuple[str, ...]] = {
@@ -48,18 +44,13 @@ TRANSITIONS: dict[str, tuple[str, ...]] = {
     S.FULFILLED: (),
     S.DECLINED: (),
 }
-HOSPITAL_CANCELLABLE = (S.SUBMITTED, S.PLANNED)
+# A scheduled request may be cancelled until its van leaves (its visit is still planned).
+HOSPITAL_CANCELLABLE = (S.SUBMITTED, S.PLANNED, S.SCHEDULED)
 CANCELLED_BY_HOSPITAL = "cancelled by hospital"
 WINDOW_MAX_DAYS = 60
 NOTES_MAX = 2000
 REASON_MAX = 500
 # Visits a request can still be attached to: not yet over.
-SCHEDULABLE_VISIT_STATUSES = (VisitStatus.PLANNED, VisitStatus.EN_ROUTE)
-ORDER_PRIORITY = {
-    RequestPriority.ROUTINE: Priority.ROUTINE,
-    RequestPriority.URGENT: Priority.URGENT,
-    RequestPriority.EMERGENCY: Priority.STAT,
-}
 
 
 def _invalid(field: str, message: str) -> InvalidInput:
@@ -246,7 +237,10 @@ def service_request_transition(
         raise _invalid("to", "scheduling needs a visit: use the schedule action")
     fields: dict[str, Any] = {}
     reason = (reason or "").strip() if isinstance(reason, str) else ""
+    was = None
     if to_status == S.DECLINED:
+        _check_visit_not_started(service_request)
+        was = service_request.visit if service_request.status == S.SCHEDULED else None
         if not reason:
             raise _invalid("reason", "a reason is required to decline a request")
         if len(reason) > REASON_MAX:
@@ -261,6 +255,8 @@ def service_request_transition(
         details={"reason": reason} if reason else None,
         request=request,
     )
+    if was is not None:
+        service_request_release(service_request=moved, visit=was, actor=actor, reason=reason)
     if to_status == S.DECLINED:
         hospital_notify(
             hospital=moved.hospital_id,
@@ -287,11 +283,14 @@ def service_request_cancel(
     reason: str = "",
     request: HttpRequest | None = None,
 ) -> ServiceRequest:
-    """The hospital withdraws its request while it is submitted or planned."""
+    """The hospital withdraws its request until its van has left: the booked exams are cancelled,
+    the visit too when nothing else is on it, and the rest of the horizon is re-planned."""
     _check_hospital_user(actor, service_request.hospital, "cancel its service requests")
     reason = reason.strip() if isinstance(reason, str) else ""
     full = f"{CANCELLED_BY_HOSPITAL}: {reason}" if reason else CANCELLED_BY_HOSPITAL
-    return _move(
+    _check_visit_not_started(service_request)
+    was = service_request.visit if service_request.status == S.SCHEDULED else None
+    cancelled = _move(
         service_request,
         to_status=S.DECLINED,
         actor=actor,
@@ -301,93 +300,17 @@ def service_request_cancel(
         details={"reason": full[:REASON_MAX]},
         request=request,
     )
+    if was is not None:
+        service_request_release(service_request=cancelled, visit=was, actor=actor, reason=full)
+    return cancelled
 
 
-def _check_visit_fits(service_request: ServiceRequest, visit: Visit) -> None:
-    unit = visit.unit
-    problems = []
-    if unit.operator_id != service_request.operator_id:
-        problems.append(f"unit {unit.name} belongs to another operator")
-    if unit.modality != service_request.modality:
-        problems.append(f"unit {unit.name} is {unit.modality}, the request is {service_request.modality}")
-    if visit.hospital_id != service_request.hospital_id:
-        problems.append("the visit is at another hospital")
-    if not service_request.earliest_date <= visit.date <= service_request.latest_date:
-        problems.append(
-            f"the visit on {visit.date.isoformat()} is outside the window "
-            f"{service_request.earliest_date.isoformat()}..{service_request.latest_date.isoformat()}"
+def _check_visit_not_started(service_request: ServiceRequest) -> None:
+    service_request.refresh_from_db(fields=["status", "visit"])
+    visit = service_request.visit
+    if service_request.status == S.SCHEDULED and visit is not None and visit.status != VisitStatus.PLANNED:
+        raise Conflict(
+            f"The visit of service request {service_request.pk} is "
+            f"{VisitStatus(visit.status).label.lower()}; it can no longer be cancelled",
+            code="visit_under_way",
         )
-    if visit.status not in SCHEDULABLE_VISIT_STATUSES:
-        problems.append(f"the visit is {VisitStatus(visit.status).label.lower()}")
-    if visit.date < timezone.localdate():
-        problems.append("the visit is in the past")
-    if problems:
-        raise InvalidInput(
-            f"visit: {'; '.join(problems)}",
-            code="invalid_visit",
-            extra={"field": "visit", "reasons": problems},
-        )
-
-
-@transaction.atomic
-def service_request_schedule(
-    *, service_request: ServiceRequest, visit: Visit, actor: User | None, request: HttpRequest | None = None
-) -> ServiceRequest:
-    """Fix the request on ``visit`` and book its exam list as orders on the visit's unit and day.
-
-    The orders are booked in the hospital's name (by the user who filed the request, since
-    only hospital users book exams); if any is refused, nothing of the scheduling remains.
-    """
-    _check_dispatcher(actor, service_request)
-    _check_visit_fits(service_request, visit)
-    service_request = _move(
-        service_request,
-        to_status=S.SCHEDULED,
-        actor=actor,
-        action="service_request.schedule",
-        fields={"visit": visit},
-        details={"visit": visit.pk, "exams": len(service_request.exams)},
-        request=request,
-    )
-    booker = service_request.created_by
-    priority = ORDER_PRIORITY[RequestPriority(service_request.priority)]
-    for index, exam in enumerate(service_request.exams):
-        key = f"SR{service_request.pk}-{index + 1}"
-        if Order.objects.filter(hospital_id=service_request.hospital_id, client_request_id=key).exists():
-            key = f"{key}-V{visit.pk}"  # booked before and dropped with its visit: a new booking
-        try:
-            order_create(
-                actor=booker,
-                hospital=service_request.hospital,
-                unit=visit.unit,
-                scheduled_date=visit.date,
-                requested_procedure=exam["procedure"],
-                modality=service_request.modality,
-                body_part=exam["body_part"],
-                priority=priority,
-                patient_id=exam["patient_id"],
-                patient_name=exam["patient_name"],
-                patient_sex=exam["sex"],
-                patient_birth_date=dt.date.fromisoformat(exam["birth_date"]),
-                notes=f"Service request {service_request.pk}",
-                client_request_id=key,
-                request=request,
-            )
-        except DomainError as exc:
-            # Raised out of the atomic block: the status change and earlier orders roll back.
-            raise Conflict(
-                f"exams[{index}] could not be booked: {exc.message}",
-                code="exam_booking_refused",
-                extra={"field": f"exams[{index}]", "reason": exc.code},
-            ) from exc
-    if service_request.exams:
-        Visit.objects.filter(pk=visit.pk).update(exams_booked=F("exams_booked") + len(service_request.exams))
-    hospital_notify(
-        hospital=service_request.hospital_id,
-        kind=HospitalNoticeKind.VISIT_SCHEDULED,
-        message=(
-            f"{service_request.modality} visit booked for request #{service_request.pk}: "
-            f"{visit.unit.name} on {day_label(visit.date)}"
-        ),
-    )
-    return service_request

@@ -17,8 +17,8 @@ from core.exceptions import Conflict, InvalidInput
 from core.models import User
 from core.services import audit_record
 from fleet.access import check_register_writer
-from fleet.choices import UnitStatus
-from fleet.models import Unit, UnitStatusChange
+from fleet.choices import UnitStatus, VisitStatus
+from fleet.models import Unit, UnitStatusChange, Visit
 from fleet.selectors import unit_dispatch_blockers, unit_qc_hold_reason
 
 S = UnitStatus
@@ -110,4 +110,14 @@ def unit_transition(*, unit: Unit, to_status: str, actor: User | None, reason: s
         details={"from": current, "to": to_status, "reason": reason, "change": change.pk},
     )
     unit.status, unit.status_changed_at = to_status, now
+    if to_status == S.OUT_OF_SERVICE:
+        _replan_after_breakdown(unit, reason)
     return unit
+
+
+def _replan_after_breakdown(unit: Unit, reason: str) -> None:
+    """A broken-down unit's planned visits from today on go to other units (or back to the queue)."""
+    from fleet.services.plans import replan_request
+
+    if Visit.objects.filter(unit=unit, date__gte=timezone.localdate(), status=VisitStatus.PLANNED).exists():
+        replan_request(operator=unit.operator, reason=f"{unit.name} out of service: {reason}")

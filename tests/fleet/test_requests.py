@@ -11,11 +11,11 @@ from core.choices import Role
 from core.exceptions import AccessDenied, Conflict, InvalidInput
 from core.models import AuditEntry
 from fleet.models import ServiceRequest
+from fleet.services.request_schedule import service_request_schedule
 from fleet.services.requests import (
     service_request_cancel,
     service_request_create,
     service_request_decline,
-    service_request_schedule,
     service_request_transition,
 )
 from tests.core.factories import UserFactory
@@ -238,13 +238,25 @@ def test_hospital_cancels_while_not_yet_scheduled(site, start):
     assert entry.details_data["from"] == start
 
 
-@pytest.mark.parametrize("start", ["scheduled", "fulfilled", "declined"])
-def test_hospital_cannot_cancel_once_scheduled(site, start):
+@pytest.mark.parametrize("start", ["fulfilled", "declined"])
+def test_hospital_cannot_cancel_once_closed(site, start):
     stored = _stored(site, status=start)
-    with pytest.raises(Conflict, match=f"is {start}; only submitted or planned requests allow this"):
+    with pytest.raises(
+        Conflict, match=f"is {start}; only submitted or planned or scheduled requests allow this"
+    ):
         service_request_cancel(service_request=stored, actor=site["user"])
     stored.refresh_from_db()
     assert (stored.status, stored.decline_reason) == (start, "")
+
+
+def test_hospital_cannot_cancel_once_the_van_has_left(site):
+    stored = _stored(site, status="scheduled")
+    stored.visit = VisitFactory(hospital=stored.hospital, status="en_route")
+    stored.save()
+    with pytest.raises(Conflict, match="is en route; it can no longer be cancelled"):
+        service_request_cancel(service_request=stored, actor=site["user"])
+    stored.refresh_from_db()
+    assert (stored.status, stored.decline_reason) == ("scheduled", "")
 
 
 def test_only_the_hospital_cancels(site):

@@ -12,8 +12,8 @@ from core.models import AuditEntry
 from dicom.models import Order
 from dicom.services.orders import order_create
 from fleet.models import ServiceRequest, Visit
-from fleet.services import requests as request_services
-from fleet.services.requests import service_request_schedule
+from fleet.services import request_schedule as request_services
+from fleet.services.request_schedule import service_request_schedule
 from tests.dicom.factories import HospitalFactory
 from tests.fleet.factories import UnitFactory, VisitFactory
 from tests.fleet.request_factories import ServiceRequestFactory, exam, served_hospital
