@@ -28,6 +28,7 @@ from fleet.models import (
     ServiceRequest,
     ServiceRequestStatus,
     Unit,
+    Visit,
 )
 from fleet.models.planning import PATIENTS_MAX, PATIENTS_MIN
 from fleet.services.notices import HospitalNoticeKind, hospital_notify
@@ -314,3 +315,23 @@ def _check_visit_not_started(service_request: ServiceRequest) -> None:
             f"{VisitStatus(visit.status).label.lower()}; it can no longer be cancelled",
             code="visit_under_way",
         )
+
+
+def service_requests_fulfil_visit(*, visit: Visit) -> list[ServiceRequest]:
+    """The van left the hospital after its visit: the requests scheduled on it are fulfilled."""
+    fulfilled = []
+    for service_request in ServiceRequest.objects.filter(visit=visit, status=S.SCHEDULED).order_by("pk"):
+        try:
+            fulfilled.append(
+                _move(
+                    service_request,
+                    to_status=S.FULFILLED,
+                    actor=None,
+                    action="service_request.fulfilled",
+                    sources=(S.SCHEDULED,),
+                    details={"visit": visit.pk},
+                )
+            )
+        except Conflict:
+            continue  # changed meanwhile (declined at the last minute): leave it as it is
+    return fulfilled

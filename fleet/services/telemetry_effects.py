@@ -16,17 +16,14 @@ from core.exceptions import DomainError
 from core.services import audit_record
 from fleet.choices import GeofenceEventKind, SiteKind, UnitStatus, VisitStatus
 from fleet.models import GeofenceEvent, Unit, Visit
+from fleet.services.requests import service_requests_fulfil_visit
+from fleet.services.units import unit_transition
 
 logger = logging.getLogger(__name__)
 
 
 def _move_unit(unit: Unit, to_status: str, reason: str) -> bool:
     """Ask the unit state machine for ``to_status``; True if it moved. Refusals are logged."""
-    try:
-        from fleet.services.units import unit_transition
-    except ImportError:  # the state machine is not there (yet): telemetry still records events
-        logger.warning("unit_transition unavailable; unit %s stays %s", unit.pk, unit.status)
-        return False
     try:
         # A savepoint, so a refused transition leaves nothing half-written in the batch.
         with transaction.atomic():
@@ -76,6 +73,7 @@ def _visit_arrive(event: GeofenceEvent) -> Visit | None:
             obj=visit,
             details={"site": event.site.pk, "at": event.at, "source": "geofence"},
         )
+        service_requests_fulfil_visit(visit=visit)
     return visit
 
 
@@ -109,6 +107,7 @@ def _visit_depart(event: GeofenceEvent) -> Visit | None:
             obj=visit,
             details={"site": event.site.pk, "at": event.at, "source": "geofence"},
         )
+        service_requests_fulfil_visit(visit=visit)
     return visit
 
 

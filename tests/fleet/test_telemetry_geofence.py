@@ -11,6 +11,7 @@ from core.models import AuditEntry
 from fleet.choices import GeofenceEventKind, UnitStatus, VisitStatus
 from fleet.models import GeofenceEvent, GpsFix, Unit, UnitPosition, UnitSiteState
 from tests.fleet.factories import UnitFactory
+from tests.fleet.request_factories import ServiceRequestFactory
 from tests.fleet.telemetry_factories import (
     DEPOT_LAT,
     DEPOT_LON,
@@ -122,6 +123,13 @@ def test_arrival_and_departure_set_the_visit_and_move_the_unit():
     start = timezone.now() - timedelta(minutes=30)
     visit = VisitFactory(unit=unit, hospital=site.organisation, date=timezone.localdate(start))
     other_day = VisitFactory(unit=unit, hospital=site.organisation, date=visit.date + timedelta(days=1))
+    served, later = (
+        ServiceRequestFactory(
+            hospital=site.organisation, operator=unit.operator, status="scheduled", visit=booked,
+            earliest_date=booked.date, latest_date=booked.date,
+        )
+        for booked in (visit, other_day)
+    )  # fmt: skip
     _, key = device_key(unit)
     arrive = _path(start, APPROACH + PARKED, prefix="in")
     body = post_fixes(unit.pk, key, arrive).json()
@@ -143,6 +151,13 @@ def test_arrival_and_departure_set_the_visit_and_move_the_unit():
     assert (other_day.status, other_day.arrived_at) == (VisitStatus.PLANNED, None)
     actions = list(AuditEntry.objects.filter(object_id=str(visit.pk)).values_list("action", flat=True))
     assert actions.count("visit.arrive") == 1 and actions.count("visit.depart") == 1
+    # The request served by the visit is fulfilled when the van leaves; the next day's is not.
+    served.refresh_from_db()
+    later.refresh_from_db()
+    assert (served.status, later.status) == ("fulfilled", "scheduled")
+    assert (
+        AuditEntry.objects.filter(action="service_request.fulfilled", object_id=str(served.pk)).count() == 1
+    )
 
 
 def test_arrival_keeps_an_arrived_at_already_set():
@@ -204,19 +219,6 @@ def test_late_fixes_do_not_drive_geofences():
     body = post_fixes(unit.pk, key, _path(now - timedelta(hours=1), APPROACH + PARKED, prefix="old")).json()
     assert body["accepted"] == len(APPROACH + PARKED) and body["events"] == []
     assert GeofenceEvent.objects.count() == 0
-
-
-def test_events_are_recorded_when_the_state_machine_is_missing(monkeypatch):
-    import sys
-
-    monkeypatch.setitem(sys.modules, "fleet.services.units", None)  # import now raises ImportError
-    unit = UnitFactory(status=UnitStatus.EN_ROUTE)
-    SiteFactory()
-    _, key = device_key(unit)
-    response = post_fixes(unit.pk, key, _path(timezone.now() - timedelta(minutes=30), APPROACH, prefix="in"))
-    assert response.status_code == 200
-    assert GeofenceEvent.objects.filter(unit=unit, kind=ARRIVAL).count() == 1
-    assert Unit.objects.get(pk=unit.pk).status == UnitStatus.EN_ROUTE
 
 
 def test_ingest_result_names_the_moved_unit():
