@@ -54,6 +54,20 @@ def test_demo_loads_the_documented_world():
     from fleet.selectors import visit_check_crew
 
     assert [visit_check_crew(v) for v in visits] == [[] for _ in visits]  # crewed: exams may start
+    # The planner's world: every hospital contracted for CT, MRI and DR; twelve requests to plan,
+    # and vans the planner can use (licensed and crewed), the lapsed DR van excepted.
+    import datetime as dt
+
+    from fleet.models import ServiceContract, ServiceRequest
+    from fleet.planning.inputs import plan_input_build
+
+    assert ServiceContract.objects.count() == 36
+    assert ServiceRequest.objects.filter(status="submitted").count() == 12
+    operator = Organisation.objects.get(kind=OrganisationKind.OPERATOR)
+    inp = plan_input_build(operator_id=operator.pk, start=timezone.localdate() + dt.timedelta(days=1), days=7)
+    assert len(inp.requests) == 12
+    working = {Unit.objects.get(pk=u.id).name for u in inp.units if u.available_days}
+    assert working == set(Unit.objects.exclude(name="DR Van 2").values_list("name", flat=True))
     assert audit_verify().ok
 
 

@@ -141,6 +141,9 @@ class Command(BaseCommand):
         self._reading_pools(groups)
         self._book_orders(staff["hospital"], units)
         self._sites_and_visits(hospitals, units)
+        from fleet.demo import demo_planning_load
+
+        demo_planning_load(operator=operator, hospitals=hospitals, requester=staff["hospital"])
 
         self.stdout.write(
             f"Demo ready: {Organisation.objects.count()} organisations, {Unit.objects.count()} units, "
