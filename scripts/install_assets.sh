@@ -36,6 +36,10 @@ ASSETS=(
   "leaflet/dist/images/marker-icon-2x.png         leaflet/images/marker-icon-2x.png"
   "leaflet/dist/images/marker-shadow.png          leaflet/images/marker-shadow.png"
   "leaflet/LICENSE                                leaflet/LICENSE"
+  # The standalone build bundles its vis-data/vis-util/moment peers: one script, one stylesheet.
+  "vis-timeline/standalone/umd/vis-timeline-graph2d.min.js vis-timeline/vis-timeline-graph2d.min.js"
+  "vis-timeline/styles/vis-timeline-graph2d.min.css vis-timeline/vis-timeline-graph2d.min.css"
+  "vis-timeline/LICENSE.md                        vis-timeline/LICENSE.md"
 )
 
 # Whole prebuilt applications (OHIF): "caravanTarballs" in package.json lists, per package,
