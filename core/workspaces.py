@@ -44,7 +44,11 @@ WORKSPACES: tuple[Workspace, ...] = (
         title="Dispatch",
         description="Units, crews and licences; visit plans; live fleet map; incidents and surge.",
         coming="the visit planner, and register pages (the register is in the API today: /api/units/).",
-        links=(("Live fleet map", "/fleet/map/"),),
+        links=(
+            ("Live fleet map", "/fleet/map/"),
+            ("Visit plans", "/fleet/plans/"),
+            ("Coverage and unit withdrawal", "/fleet/coverage/"),
+        ),
     ),
     Workspace(
         role=Role.TECHNOLOGIST,
@@ -93,6 +97,8 @@ WORKSPACES: tuple[Workspace, ...] = (
             ("Django admin", "/admin/"),
             ("API documentation", "/api/docs/"),
             ("Live fleet map", "/fleet/map/"),
+            ("Visit plans", "/fleet/plans/"),
+            ("Coverage and unit withdrawal", "/fleet/coverage/"),
         ),
     ),
 )

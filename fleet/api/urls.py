@@ -8,4 +8,7 @@ urlpatterns = [
     path("", include("fleet.api.map_urls")),
     path("", include("fleet.api.requests_urls")),
     path("", include("fleet.api.plans_urls")),
+    path("", include("fleet.api.surge_urls")),
+    path("", include("fleet.api.contracts_urls")),
+    path("", include("fleet.api.withdrawal_urls")),
 ]

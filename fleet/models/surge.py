@@ -42,11 +42,13 @@ class Incident(models.Model):
     days = models.PositiveSmallIntegerField(
         default=3,
         validators=[MinValueValidator(1), MaxValueValidator(30)],
-        help_text="Expected length: the units sent are off routine planning from the start day for this many days",
+        help_text="Expected length in days: the units sent do no routine work from the start day",
     )
     status = models.CharField(max_length=12, choices=IncidentStatus.choices, default=IncidentStatus.DECLARED)
     notes = models.TextField(blank=True, max_length=2000)
-    proposal = models.JSONField(default=dict, blank=True, help_text="Ranking and visits to cancel, as proposed")
+    proposal = models.JSONField(
+        default=dict, blank=True, help_text="Ranking and visits to cancel, as proposed"
+    )
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
     confirmed_by = models.ForeignKey(
@@ -98,7 +100,9 @@ class UnitWithdrawal(models.Model):
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
     outcome = models.CharField(max_length=12, choices=WithdrawalOutcome.choices)
-    uncovered = models.JSONField(default=list, blank=True, help_text="Hospitals that would miss their interval")
+    uncovered = models.JSONField(
+        default=list, blank=True, help_text="Hospitals that would miss their interval"
+    )
     whatif_plan = models.ForeignKey(
         "fleet.Plan", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )

@@ -2,15 +2,16 @@
 
 A unit works day d of the horizon when it is not out of service or withdrawn (nor excluded by a
 what-if), every licence its modality needs is valid on d, no maintenance window overlaps d's
-working hours, and its assigned crew includes someone qualified for its modality (the visit crew
-rule, ``CREW_REQUIREMENT``) whose credential is valid on d; the planner never sees those rules,
-only ``available_days``. Requests are the operator's submitted or planned
-ones whose window overlaps the horizon (clipped to it), weighted by priority and by how overdue
-the hospital is on its contract. Visits already under way (en route, on site) for a request
-are locked, and so are visits the dispatcher locked (``Visit.locked``) and the locked entries of
-a base plan under review; visits still planned are the previous plan, which a re-plan moves only
-at a cost. A lock whose unit cannot work that day (it broke down) cannot hold: it becomes a
-previous visit, to be moved.
+working hours, it is not sent to an emergency incident that day
+(``fleet.selectors_surge.units_on_incident``), and its assigned crew includes someone qualified
+for its modality (the visit crew rule, ``CREW_REQUIREMENT``) whose credential is valid on d; the
+planner never sees those rules, only ``available_days``. Requests are the operator's submitted
+or planned ones whose window overlaps the horizon (clipped to it), weighted by priority and by
+how overdue the hospital is on its contract, and scheduled ones whose visit falls inside it.
+Visits already under way (en route, on site) for a request are locked, and so are visits the
+dispatcher locked (``Visit.locked``) and the locked entries of a base plan under review; visits
+still planned are the previous plan, which a re-plan moves only at a cost. A lock whose unit
+cannot work that day (it broke down) cannot hold: it becomes a previous visit, to be moved.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from fleet.models.planning import PRIORITY_WEIGHT
 from fleet.planning.model import LockedVisit, PlanInput, PlanRequest, PlanUnit, PreviousVisit
 from fleet.selectors import CREW_REQUIREMENT, unit_licence_problems
 from fleet.selectors_requests import hospitals_overdue, service_requests_to_plan
+from fleet.selectors_surge import units_on_incident
 
 WORK_HOURS = (dt.time(7, 0), dt.time(19, 0))  # a maintenance window touching these blocks the day
 UNDER_WAY = (VisitStatus.EN_ROUTE, VisitStatus.ON_SITE)
@@ -61,11 +63,14 @@ def crew_qualified_until(units: list[Unit]) -> dict[int, dt.date]:
     modality = {unit.pk: unit.modality for unit in units}
     for credential in credentials:
         member = credential.crew_member
-        kind, roles, _ = CREW_REQUIREMENT[modality[member.unit_id]]
+        unit_id = member.unit_id
+        if unit_id is None:  # cannot happen (filtered on the unit), but the column is nullable
+            continue
+        kind, roles, _ = CREW_REQUIREMENT[modality[unit_id]]
         if credential.kind != kind or member.role not in roles:
             continue
-        if credential.expires_on > until.get(member.unit_id, dt.date.min):
-            until[member.unit_id] = credential.expires_on
+        if credential.expires_on > until.get(unit_id, dt.date.min):
+            until[unit_id] = credential.expires_on
     return until
 
 
@@ -80,6 +85,7 @@ def plan_units(
         .order_by("pk")
     )
     crewed_until = crew_qualified_until(units)
+    on_incident = units_on_incident(operator_id=operator_id, start=horizon.start, days=horizon.days)
     windows: dict[int, list[MaintenanceWindow]] = {}
     for window in MaintenanceWindow.objects.filter(
         unit__operator_id=operator_id,
@@ -96,6 +102,7 @@ def plan_units(
                 d
                 for d in range(horizon.days)
                 if horizon.day(d) <= crew_until
+                and d not in on_incident.get(unit.pk, ())
                 and not unit_licence_problems(unit, on=horizon.day(d))
                 and not _blocked_by_maintenance(windows.get(unit.pk, []), horizon.day(d))
             )

@@ -158,3 +158,34 @@ def test_requests_are_clipped_weighted_and_visits_locked_or_previous():
     placed = {(v.request_id, v.unit_id, v.day) for v in result.visits}
     assert (str(under_way.pk), str(ct1.pk), 0) in placed  # the visit under way stays
     assert all(not (v.unit_id == str(ct2.pk) and v.day > 2) for v in result.visits)  # expired licence
+
+
+def test_a_unit_sent_to_an_incident_does_no_routine_work_while_it_lasts():
+    from fleet.models import Incident, IncidentUnit
+    from tests.core.factories import UserFactory
+
+    operator = OperatorFactory()
+    near = {"depot_latitude": 30.45, "depot_longitude": 114.15}
+    sent, home = (ready_unit(UnitFactory(operator=operator, modality="CT", **near)) for _ in range(2))
+    zone = timezone.get_current_timezone()
+    incident = Incident.objects.create(
+        operator=operator,
+        name="Landslide",
+        latitude=30.8,
+        longitude=111.0,
+        needs={"CT": 1},
+        starts_at=dt.datetime.combine(START + dt.timedelta(days=1), dt.time(6), tzinfo=zone),
+        days=2,
+        status="dispatched",
+        created_by=UserFactory(organisation=operator),
+    )
+    IncidentUnit.objects.create(
+        incident=incident, unit=sent, eta_minutes=90.0, dispatched_at=incident.starts_at
+    )
+
+    inp = plan_input_build(operator_id=operator.pk, start=START, days=5)
+
+    assert {u.id: sorted(u.available_days) for u in inp.units} == {
+        str(sent.pk): [0, 3, 4],  # days 1 and 2 at the incident
+        str(home.pk): [0, 1, 2, 3, 4],
+    }
