@@ -1,4 +1,4 @@
-"""Unit withdrawal API: refused with 409 (uncovered hospitals, what-if plan) until they are covered."""
+"""Unit withdrawal and region exit API: refused with 409 (uncovered hospitals) until they are covered."""
 
 from __future__ import annotations
 
@@ -7,8 +7,10 @@ from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from fleet.models import UnitWithdrawal, WithdrawalOutcome
+from core.exceptions import AccessDenied
+from fleet.models import RegionExit, UnitWithdrawal, WithdrawalOutcome
 from fleet.selectors import unit_get_for_user
+from fleet.services.region_exit import region_exit_refusal, region_service_end
 from fleet.services.withdrawal import REASON_MAX, unit_withdraw, withdrawal_refusal
 
 _REFUSED = {
@@ -83,3 +85,52 @@ class UnitWithdrawalListApi(APIView):
         unit = unit_get_for_user(request.user, pk)
         rows = UnitWithdrawal.objects.filter(unit=unit).select_related("unit", "actor")[:100]
         return Response(UnitWithdrawalSerializer(rows, many=True).data)
+
+
+class RegionExitSerializer(serializers.ModelSerializer):
+    actor = serializers.CharField(source="actor.username", read_only=True)
+
+    class Meta:
+        model = RegionExit
+        fields = [
+            "id",
+            "region_code",
+            "actor",
+            "created_at",
+            "outcome",
+            "uncovered",
+            "contracts_ended",
+            "reason",
+        ]
+        read_only_fields = fields
+
+
+class RegionExitApi(APIView):
+    """End your operator's service in a region (refused while no other operator takes its hospitals)."""
+
+    @extend_schema(
+        request=WithdrawSerializer,
+        responses={
+            200: RegionExitSerializer,
+            400: OpenApiResponse(description="No active contract of your operator in that region"),
+            403: _REFUSED[403],
+            409: OpenApiResponse(
+                description="Refused: `uncovered` contracts nobody takes over, `region_exit` id"
+            ),
+        },
+    )
+    def post(self, request, region_code: str):
+        data = WithdrawSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        operator = request.user.organisation
+        if operator is None:
+            raise AccessDenied("Your account belongs to no operator")
+        record = region_service_end(
+            actor=request.user,
+            operator=operator,
+            region_code=region_code,
+            override_reason=data.validated_data["override_reason"],
+        )
+        if record.outcome == WithdrawalOutcome.REFUSED:
+            raise region_exit_refusal(record)
+        return Response(RegionExitSerializer(record).data)

@@ -4,6 +4,7 @@ __all__ = [
     "Incident",
     "IncidentStatus",
     "IncidentUnit",
+    "RegionExit",
     "UnitWithdrawal",
     "WithdrawalOutcome",
 ]
@@ -89,7 +90,7 @@ class IncidentUnit(models.Model):
 
 class WithdrawalOutcome(models.TextChoices):
     REFUSED = "refused", "Refused"  # hospitals would miss their interval
-    WITHDRAWN = "withdrawn", "Withdrawn"  # every hospital covered
+    WITHDRAWN = "withdrawn", "Withdrawn"  # every hospital covered (for a region: service ended)
     OVERRIDDEN = "overridden", "Withdrawn by override"  # an admin accepted the gap, with a reason
 
 
@@ -115,3 +116,24 @@ class UnitWithdrawal(models.Model):
 
     def __str__(self) -> str:
         return f"withdrawal of {self.unit_id}: {self.outcome}"
+
+
+class RegionExit(models.Model):
+    """One attempt to end an operator's service in a region, and what came of it."""
+
+    operator = models.ForeignKey("core.Organisation", on_delete=models.PROTECT, related_name="region_exits")
+    region_code = models.CharField(max_length=32)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    outcome = models.CharField(max_length=12, choices=WithdrawalOutcome.choices)
+    uncovered = models.JSONField(default=list, blank=True, help_text="Contracts no other operator takes over")
+    contracts_ended = models.JSONField(default=list, blank=True)
+    reason = models.TextField(blank=True, max_length=2000)
+
+    organisation_lookup = "operator_id"
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"exit of {self.operator_id} from {self.region_code}: {self.outcome}"

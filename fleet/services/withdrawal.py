@@ -229,6 +229,8 @@ def _withdraw(
         },
     )
     unit.status, unit.status_changed_at = UnitStatus.WITHDRAWN, now
+    if reset:  # their requests are back with dispatch: plan them on the rest of the fleet
+        plans.replan_request(operator=unit.operator, reason=f"unit {unit.name} withdrawn")
     return withdrawal
 
 
