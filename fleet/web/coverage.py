@@ -5,6 +5,7 @@ docs/coverage-exit.md. Access as the fleet map: the operator's dispatchers and a
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any, cast
 
 from django.conf import settings
@@ -24,6 +25,7 @@ from fleet.choices import UnitStatus
 from fleet.models import Unit, UnitWithdrawal, WithdrawalOutcome
 from fleet.selectors_coverage import DUE_SOON_DAYS, coverage_rows
 from fleet.selectors_map import map_operator_for_user
+from fleet.services.region_exit import region_exit_refusal, region_service_end
 from fleet.services.withdrawal import ON_THE_ROAD, unit_withdraw, withdrawal_refusal
 from fleet.web.views import OUTLINE
 
@@ -66,6 +68,10 @@ def _context(request: HttpRequest, operator: Organisation, **extra: Any) -> dict
             for unit in units
         ],
         "can_override": bool(user.is_superuser or user.has_role(Role.ADMIN)),
+        "regions": [
+            {"code": code, "contracts": count}
+            for code, count in sorted(Counter(row.region_code for row in rows).items())
+        ],
         "coverage_data": [row.as_dict() for row in rows],
         "map_config": {
             "tile_url": getattr(settings, "MAP_TILE_URL", "") or "",
@@ -121,4 +127,28 @@ def unit_withdraw_form(request: HttpRequest, unit_id: int) -> HttpResponse:
     return redirect(f"{reverse('fleet-coverage')}?withdrawn={withdrawal.pk}")
 
 
-__all__ = ["coverage_page", "unit_withdraw_form"]
+@require_POST
+@login_required
+def region_exit_form(request: HttpRequest, region_code: str) -> HttpResponse:
+    operator = _operator(request)
+    try:
+        record = region_service_end(
+            actor=cast(User, request.user),
+            operator=operator,
+            region_code=region_code,
+            override_reason=request.POST.get("override_reason", ""),
+        )
+    except AccessDenied as error:
+        raise PermissionDenied(error.message) from None
+    except DomainError as error:
+        context = _context(request, operator, region_refusal=error.message)
+        return render(request, "fleet/coverage.html", context, status=error.status_code)
+    if record.outcome == WithdrawalOutcome.REFUSED:
+        context = _context(
+            request, operator, region_refused=record, region_refusal=region_exit_refusal(record).message
+        )
+        return render(request, "fleet/coverage.html", context, status=409)
+    return render(request, "fleet/coverage.html", _context(request, operator, region_done=record))
+
+
+__all__ = ["coverage_page", "region_exit_form", "unit_withdraw_form"]

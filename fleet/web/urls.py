@@ -10,6 +10,11 @@ urlpatterns = [
     path("fleet/incidents/", incident_list_view, name="fleet-incidents"),
     path("fleet/incidents/<int:incident_id>/", incident_view, name="fleet-incident"),
     path("fleet/coverage/", coverage.coverage_page, name="fleet-coverage"),
+    path(
+        "fleet/regions/<str:region_code>/end-service/",
+        coverage.region_exit_form,
+        name="fleet-region-exit-form",
+    ),
     path("fleet/units/<int:unit_id>/withdraw/", coverage.unit_withdraw_form, name="fleet-unit-withdraw-form"),
     path("fleet/units/<int:unit_id>/day/<str:day>/", views.unit_day_view, name="fleet-unit-day"),
     path("fleet/plans/", plans.plans_index, name="fleet-plans"),

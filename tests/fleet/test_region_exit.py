@@ -103,3 +103,22 @@ def test_a_region_without_contracts_is_a_bad_request_and_outsiders_are_refused(w
     hospital_user = world["requests"][0].created_by
     assert _post(hospital_user).status_code == 403
     assert RegionExit.objects.count() == 0
+
+
+def test_the_coverage_page_lists_regions_and_shows_a_refusal_then_the_exit(world, client):
+    client.force_login(world["dispatcher"])
+    page = client.get("/fleet/coverage/").content.decode()
+    assert 'data-region="CN-HB-ES"' in page and 'data-region="CN-HB-YC"' in page
+
+    refused = client.post(f"/fleet/regions/{REGION}/end-service/")
+    assert refused.status_code == 409
+    text = refused.content.decode()
+    assert "Badong County People&#x27;s Hospital" in text and "Jianshi County People&#x27;s Hospital" in text
+
+    for hospital in world["hospitals"][:2]:
+        ServiceContractFactory(operator=world["staying"], hospital=hospital, modality="CT")
+    done = client.post(f"/fleet/regions/{REGION}/end-service/")
+    assert done.status_code == 200 and "Service in CN-HB-ES ended" in done.content.decode()
+    assert not ServiceContract.objects.filter(
+        operator=world["leaving"], hospital__region_code=REGION, active=True
+    )
