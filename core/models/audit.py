@@ -67,3 +67,20 @@ class AuditEntry(models.Model):
     @property
     def details_data(self) -> dict:
         return json.loads(self.details)
+
+
+class AuditCheck(models.Model):
+    """One run of the audit chain verification (nightly beat task or ``manage.py audit_verify``)."""
+
+    ran_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    ok = models.BooleanField()
+    entries = models.PositiveBigIntegerField(default=0)
+    first_broken_id = models.BigIntegerField(null=True, blank=True)
+    message = models.TextField(blank=True)
+    alerted = models.BooleanField(default=False, help_text="Admins and QC officers were alerted")
+
+    class Meta:
+        ordering = ["-ran_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"audit check {self.ran_at:%Y-%m-%d %H:%M}: {'OK' if self.ok else 'BROKEN'}"

@@ -1,5 +1,5 @@
 from django.conf import settings
-from django.core.validators import MinValueValidator
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
 
@@ -22,6 +22,13 @@ class ReadingPool(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="led_pools"
     )
     is_active = models.BooleanField(default=True)
+    # Share of signed reports sent to a second reader for peer review (0 to 100 %).
+    peer_review_percent = models.DecimalField(
+        max_digits=5,
+        decimal_places=2,
+        default=5,
+        validators=[MinValueValidator(0), MaxValueValidator(100)],
+    )
 
     organisation_lookup = "reading_group_id"
 
