@@ -87,9 +87,31 @@ def running_daphne(log_name: str, **env_overrides: str) -> Iterator[str]:
                     time.sleep(0.2)
             yield url
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            stop_subprocess(process, timeout=10)
+
+
+def stop_subprocess(process: subprocess.Popen, *, timeout: float) -> None:
+    """Stop a server started on the test database and wait until its database sessions are gone.
+
+    PostgreSQL ends a backend shortly after its client dies, not at once: dropping the test
+    database right after the last browser test would otherwise race it ("is being accessed by
+    other users") and leave ``test_caravan`` behind.
+    """
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+    if connection.vendor != "postgresql":
+        return
+    deadline = time.monotonic() + 5
+    with connection.cursor() as cursor:
+        while time.monotonic() < deadline:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND pid <> pg_backend_pid()"
+            )
+            if cursor.fetchone()[0] == 0:
+                return
+            time.sleep(0.05)

@@ -87,3 +87,25 @@ def _fresh_channel_layer():
     channel_layers.backends.clear()
     yield
     channel_layers.backends.clear()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_stray_sessions_when_the_test_database_is_dropped(django_db_setup, django_db_blocker):
+    """End other sessions on the test database before pytest-django drops it.
+
+    Playwright's sync API runs page callbacks in greenlets, where asgiref's context-local
+    connection handling sees a new context and opens a second connection that nothing closes;
+    PostgreSQL then refuses to drop ``test_caravan`` ("being accessed by other users") and the
+    next run starts by recreating it. Servers the tests start are stopped (and waited for) by
+    ``tests.browser_support.stop_subprocess``.
+    """
+    yield
+    from django.db import connection
+
+    with django_db_blocker.unblock():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )

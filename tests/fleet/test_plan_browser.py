@@ -31,6 +31,7 @@ from tests.browser_support import (
     LOGS,
     SCREENSHOTS,
     running_daphne,
+    stop_subprocess,
     test_database_url,
 )
 from tests.fleet.plan_factories import plan_fleet
@@ -82,12 +83,7 @@ def running_celery_worker(log_name: str, broker_url: str) -> Iterator[None]:
                 time.sleep(0.2)
             yield
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            stop_subprocess(process, timeout=15)
             redis.Redis.from_url(broker_url).flushdb()
 
 
