@@ -43,7 +43,7 @@ WORKSPACES: tuple[Workspace, ...] = (
         slug="dispatch",
         title="Dispatch",
         description="Units, crews and licences; visit plans; live fleet map; incidents and surge.",
-        coming="the visit planner, and register pages (the register is in the API today: /api/units/).",
+        coming="register pages (the register is in the API today: /api/units/).",
         links=(
             ("Live fleet map", "/fleet/map/"),
             ("Visit plans", "/fleet/plans/"),
@@ -63,7 +63,7 @@ WORKSPACES: tuple[Workspace, ...] = (
         slug="reading",
         title="Reading",
         description="Live worklist by priority and SLA; claim, view, report and sign studies.",
-        coming="the live reading worklist, the image viewer and structured reports.",
+        coming="",
         links=(("Reading worklist (live)", "/workspace/reading/worklist/"),),
     ),
     Workspace(
@@ -71,8 +71,9 @@ WORKSPACES: tuple[Workspace, ...] = (
         slug="hospital",
         title="Hospital portal",
         description="Request visits, book exams, follow studies and read reports.",
-        coming="service requests, exam booking, study tracking and reports.",
+        coming="",
         links=(
+            ("Van visits: request, follow, messages", "/workspace/hospital/requests/"),
             ("Book and track exams", "/workspace/hospital/orders/"),
             ("Studies, reports and critical results", "/workspace/hospital/studies/"),
         ),

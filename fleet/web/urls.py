@@ -2,10 +2,21 @@
 
 from django.urls import path
 
-from fleet.web import coverage, plans, views
+from fleet.web import coverage, hospital, plans, views
 from fleet.web.incidents import incident_list_view, incident_view
 
 urlpatterns = [
+    path("workspace/hospital/requests/", hospital.hospital_requests, name="hospital-requests"),
+    path(
+        "workspace/hospital/requests/<int:pk>/cancel/",
+        hospital.hospital_request_cancel,
+        name="hospital-request-cancel",
+    ),
+    path(
+        "workspace/hospital/notifications/read/",
+        hospital.hospital_notifications_read,
+        name="hospital-notifications-read",
+    ),
     path("fleet/map/", views.fleet_map, name="fleet-map"),
     path("fleet/incidents/", incident_list_view, name="fleet-incidents"),
     path("fleet/incidents/<int:incident_id>/", incident_view, name="fleet-incident"),

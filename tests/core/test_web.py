@@ -161,8 +161,11 @@ def test_workspace_opens_for_its_role_and_says_what_is_coming(client, workspace)
     html = response.content.decode()
     assert response.status_code == 200
     assert f'data-workspace-page="{workspace.slug}"' in html
-    assert "Coming:" in html
+    # What is still to come is said only where something is; the links are always there.
+    assert ("Still to come:" in html) == bool(workspace.coming)
     assert escape(workspace.coming) in html
+    for _, href in workspace.links:
+        assert f'href="{href}"' in html
     assert f'href="/workspace/{workspace.slug}/" class="nav-workspace" aria-current="page"' in html
 
 
@@ -174,7 +177,7 @@ def test_workspace_of_another_role_is_forbidden(client, workspace):
     html = response.content.decode()
     assert response.status_code == 403
     assert "data-workspace-page" not in html
-    assert escape(workspace.coming) not in html
+    assert not workspace.coming or escape(workspace.coming) not in html
     assert "Access denied" in html
 
 
