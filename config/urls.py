@@ -10,6 +10,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/dicom/", include("dicom.api.urls")),
     path("api/reading/", include("telerad.api.urls")),
+    path("api/quality/", include("telerad.api.peer_quality_urls")),  # peer review picks, rates
     path("api/", include("fleet.api.urls")),  # /api/units/..., /api/units/<id>/telemetry/
     path("api/", include("core.api.urls")),
     # The authorised DICOMweb proxy and the OHIF viewer (docs/viewer.md).

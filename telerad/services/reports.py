@@ -30,6 +30,7 @@ from telerad.report_templates import MAX_TEXT_LENGTH, template_for, template_get
 from telerad.selectors_reports import is_task_reader, report_audit
 from telerad.services.critical import critical_result_open
 from telerad.services.events import event_emit
+from telerad.services.peer_review import peer_review_after_sign
 
 logger = logging.getLogger(__name__)
 
@@ -256,6 +257,8 @@ def report_sign(
     if critical:
         critical_result_open(report=report, summary=summary, actor=actor)
     _store_pdf_after_commit(report)
+    # In a savepoint of this transaction; a failure is logged and never undoes the signature.
+    peer_review_after_sign(report)
     return report
 
 
