@@ -7,6 +7,7 @@
     python -m bench fanout [--clients N --events N --servers N]  # needs REDIS_URL
     python -m bench telemetry [--units N --minutes N --interval S --batch S]
     python -m bench planner [--time-limit S --seed N]  # 30 units, 300 requests, 10 days
+    python -m bench dashboards [--studies N --runs N]    # quality dashboards over 100,000 studies
 
 Ratios are against baselines measured in the same run, on the same machine. Exit code 1 when
 a target is missed.
@@ -100,6 +101,13 @@ def _planner(args) -> bool:
     return planner.print_table(rows, time_limit_s=args.time_limit, seed=args.seed)
 
 
+def _dashboards(args) -> bool:
+    from bench import dashboards
+
+    result = dashboards.run(studies=args.studies, runs=args.runs)
+    return dashboards.print_table(result)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench")
     sub = parser.add_subparsers(dest="which")
@@ -139,13 +147,19 @@ def main() -> int:
     )
     planner_p.add_argument("--time-limit", type=float, default=5.0, help="OR-Tools default time limit (s)")
     planner_p.add_argument("--seed", type=int, default=7)
+    dashboards_p = sub.add_parser(
+        "dashboards", help="quality dashboard selectors over 100,000 studies (< 200 ms)"
+    )
+    dashboards_p.add_argument("--studies", type=int, default=100_000)
+    dashboards_p.add_argument("--runs", type=int, default=20, help="timed runs per dashboard and range")
     args = parser.parse_args()
     if args.which == "fanout" and not _fanout_possible():
         return 2
 
-    from bench._django import setup_bench_django
+    from bench._django import drop_bench_postgres_db, setup_bench_django
 
-    backend = setup_bench_django()
+    # The dashboards bench loads its own database, dropped afterwards (it is large).
+    backend = setup_bench_django("caravan_bench_dash" if args.which == "dashboards" else "caravan_bench")
     print(f"Caravan benchmarks (database: {backend})")
     if args.which is None:
         args = parser.parse_args(["audit"])
@@ -155,6 +169,7 @@ def main() -> int:
         ok &= _worklist(parser.parse_args(["worklist"]))
         ok &= _telemetry(parser.parse_args(["telemetry"]))
         ok &= _planner(parser.parse_args(["planner"]))
+        ok &= _dashboards(parser.parse_args(["dashboards"]))
     elif args.which == "audit":
         ok = _audit(args)
     elif args.which == "fanout":
@@ -165,6 +180,11 @@ def main() -> int:
         ok = _telemetry(args)
     elif args.which == "planner":
         ok = _planner(args)
+    elif args.which == "dashboards":
+        try:
+            ok = _dashboards(args)
+        finally:
+            drop_bench_postgres_db()
     else:
         ok = _ingest(args)
     return 0 if ok else 1

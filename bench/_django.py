@@ -6,13 +6,15 @@ import os
 import tempfile
 
 
-def setup_bench_django() -> str:
-    """Point settings at a fresh database, migrate it, and return a label for the table."""
+def setup_bench_django(name: str = "caravan_bench") -> str:
+    """Point settings at a fresh database (PostgreSQL: ``name``, dropped and created on the
+    server of DATABASE_URL; never the database DATABASE_URL names), migrate it, and return a
+    label for the table."""
     url = os.environ.get("DATABASE_URL", "")
     if url.startswith(("postgres://", "postgresql://")):
         base, _, _name = url.rpartition("/")
-        os.environ["DATABASE_URL"] = f"{base}/caravan_bench"
-        _recreate_postgres_db(base, "caravan_bench")
+        os.environ["DATABASE_URL"] = f"{base}/{name}"
+        _recreate_postgres_db(base, name)
         label = "postgresql"
     else:
         path = os.path.join(tempfile.mkdtemp(prefix="caravan-bench-"), "bench.sqlite3")
@@ -35,3 +37,18 @@ def _recreate_postgres_db(base: str, name: str) -> None:
     with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
         conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def drop_bench_postgres_db() -> None:
+    """Drop the benchmark database set up above (PostgreSQL only; SQLite's is a temp file)."""
+    from django.db import connections
+
+    url = os.environ.get("DATABASE_URL", "")
+    if not url.startswith(("postgres://", "postgresql://")):
+        return
+    connections.close_all()
+    base, _, name = url.rpartition("/")
+    import psycopg
+
+    with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import os
 import pathlib
+import re
 import socket
+from email.utils import parseaddr
+from typing import cast
 
 from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
@@ -298,6 +301,10 @@ if TELEMETRY_RETENTION_DAYS <= TELEMETRY_THIN_AFTER_DAYS:
 # A claim's lease: the viewer/report renews it while open; an abandoned claim frees itself.
 READING_CLAIM_MINUTES = env_int("READING_CLAIM_MINUTES", 10, minimum=1, maximum=24 * 60)
 
+# Peer review: a signed report is sampled when a hash of this seed and its id, mapped to
+# [0, 100), is below its pool's peer_review_percent (deterministic; change it to re-draw).
+PEER_REVIEW_SEED = env_str("PEER_REVIEW_SEED", "caravan")
+
 # --- critical results -----------------------------------------------------------------------
 # Minutes between notifications of an unacknowledged critical result (next hospital contact).
 CRITICAL_ESCALATION_MINUTES = env_int("CRITICAL_ESCALATION_MINUTES", 10, minimum=1, maximum=24 * 60)
@@ -315,3 +322,63 @@ EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10, minimum=1)
 # --- reports ----------------------------------------------------------------------------------
 # Also store each signed report in Orthanc as an Encapsulated PDF instance of its study.
 REPORTS_PDF_TO_ORTHANC = env_bool("REPORTS_PDF_TO_ORTHANC", False)
+
+# --- audit review, nightly chain check and retention (docs/audit.md, docs/retention.md) -------
+# One block, on purpose: everything the audit review / retention issue added to settings.
+# Who gets mail_admins (the nightly audit chain alert, server errors): "Name <a@b>, c@d".
+ADMINS = []
+for _admin in env_list("ADMINS", []):
+    _name, _address = parseaddr(_admin)
+    if "@" not in _address:
+        raise ImproperlyConfigured(f"ADMINS: {_admin!r} is not an email address ('Name <a@b>' or 'a@b')")
+    ADMINS.append((_name or _address, _address))
+SERVER_EMAIL = env_str("SERVER_EMAIL", DEFAULT_FROM_EMAIL)
+# ATNA export: AuditSourceID (and the optional AuditEnterpriseSiteID) of every message, and the
+# SD-ID of the RFC 5424 structured data (name@IANA-enterprise-number; 32473 is for documentation).
+AUDIT_SOURCE_ID = env_str("AUDIT_SOURCE_ID", "caravan")
+AUDIT_ENTERPRISE_SITE_ID = env_str("AUDIT_ENTERPRISE_SITE_ID", "")
+AUDIT_SYSLOG_SD_ID = env_str("AUDIT_SYSLOG_SD_ID", "caravan@32473")
+if not AUDIT_SOURCE_ID.strip():
+    raise ImproperlyConfigured("AUDIT_SOURCE_ID must not be empty")
+if not re.fullmatch(r"[\x21-\x7e]{1,32}", AUDIT_SYSLOG_SD_ID) or not re.fullmatch(
+    r'[^=\]" ]+@\d+', AUDIT_SYSLOG_SD_ID
+):
+    raise ImproperlyConfigured(f"AUDIT_SYSLOG_SD_ID={AUDIT_SYSLOG_SD_ID!r}: use name@<enterprise number>")
+# Application logs: console always; also a file per process in LOG_DIR when set, rotated at
+# midnight (UTC) and kept LOG_RETENTION_DAYS days (the retention sweep removes leftovers).
+LOG_RETENTION_DAYS = env_int("LOG_RETENTION_DAYS", 30, minimum=1, maximum=3650)
+_log_dir = env_optional("LOG_DIR")
+LOG_DIR = None if _log_dir is None else (BASE_DIR / _log_dir).resolve()
+if LOG_DIR is not None:
+    try:
+        LOG_DIR.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ImproperlyConfigured(f"LOG_DIR={LOG_DIR}: cannot create it ({exc})") from exc
+    if not os.access(LOG_DIR, os.W_OK):
+        raise ImproperlyConfigured(f"LOG_DIR={LOG_DIR} is not writable")
+    # One file per process: several daphnes and Celery sharing one rotating file race at midnight.
+    cast(dict, LOGGING["handlers"])["file"] = {
+        "class": "logging.handlers.TimedRotatingFileHandler",
+        "filename": str(LOG_DIR / f"caravan-{os.getpid()}.log"),
+        "when": "midnight",
+        "utc": True,
+        "backupCount": LOG_RETENTION_DAYS,
+        "encoding": "utf-8",
+        "delay": True,
+        "formatter": "plain",
+    }
+    cast(dict, LOGGING["root"])["handlers"] = ["console", "file"]
+# Read notifications (not those about a critical result) and live-worklist replay rows.
+NOTIFICATION_RETENTION_DAYS = env_int("NOTIFICATION_RETENTION_DAYS", 180, minimum=1, maximum=3650)
+READING_EVENT_RETENTION_DAYS = env_int("READING_EVENT_RETENTION_DAYS", 7, minimum=1, maximum=3650)
+CELERY_BEAT_SCHEDULE |= {
+    # The audit chain check (stores an AuditCheck; alerts admins and QC officers when broken).
+    "audit-verify-nightly": {
+        "task": "core.tasks.audit_verify_nightly",
+        "schedule": crontab(hour=2, minute=30),
+    },
+    # Every retention period, telemetry included (it replaces the separate telemetry-thin beat).
+    "retention-sweep": {"task": "core.tasks.retention_sweep", "schedule": crontab(hour=3, minute=30)},
+}
+del CELERY_BEAT_SCHEDULE["telemetry-thin"]
+# --- end of audit review and retention block ---------------------------------------------------

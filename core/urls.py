@@ -2,6 +2,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 
 from core import views
+from core.web import audit, dashboards
 from core.workspaces import WORKSPACES
 
 urlpatterns = [
@@ -12,6 +13,8 @@ urlpatterns = [
         name="login",
     ),
     path("logout/", views.LogoutView.as_view(), name="logout"),
+    path("workspace/quality/dashboard/", dashboards.dashboard, name="quality-dashboard"),
+    path("workspace/quality/audit/", audit.audit_review, name="quality-audit"),
 ]
 
 # Every workspace has its route from day one so links and permission checks are real; the issue

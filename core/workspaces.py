@@ -64,7 +64,10 @@ WORKSPACES: tuple[Workspace, ...] = (
         title="Reading",
         description="Live worklist by priority and SLA; claim, view, report and sign studies.",
         coming="",
-        links=(("Reading worklist (live)", "/workspace/reading/worklist/"),),
+        links=(
+            ("Reading worklist (live)", "/workspace/reading/worklist/"),
+            ("Peer reviews assigned to you", "/workspace/reading/peer-reviews/"),
+        ),
     ),
     Workspace(
         role=Role.HOSPITAL_USER,
@@ -83,8 +86,13 @@ WORKSPACES: tuple[Workspace, ...] = (
         slug="quality",
         title="Quality",
         description="Acquisition QC, peer review, turnaround against SLA and the audit trail.",
-        coming="peer review, turnaround dashboards and audit review.",
+        coming="",
         links=(
+            (
+                "Dashboards: turnaround, QC, peer review, utilisation, coverage",
+                "/workspace/quality/dashboard/",
+            ),
+            ("Audit trail: search, who has seen a patient, ATNA export", "/workspace/quality/audit/"),
             ("Reconciliation queue: studies that matched no order", "/workspace/quality/reconciliation/"),
         ),
     ),
@@ -93,10 +101,12 @@ WORKSPACES: tuple[Workspace, ...] = (
         slug="admin",
         title="Administration",
         description="Organisations, users, roles, reading contracts and SLA policies.",
-        coming="organisation, user, contract and SLA policy management.",
+        coming="organisation, user, contract and SLA policy pages (today in the Django admin and the API).",
         links=(
             ("Django admin", "/admin/"),
             ("API documentation", "/api/docs/"),
+            ("Quality dashboards", "/workspace/quality/dashboard/"),
+            ("Audit trail", "/workspace/quality/audit/"),
             ("Live fleet map", "/fleet/map/"),
             ("Visit plans", "/fleet/plans/"),
             ("Coverage and unit withdrawal", "/fleet/coverage/"),

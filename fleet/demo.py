@@ -37,7 +37,8 @@ def demo_planning_load(*, operator: Organisation, hospitals: list[Organisation],
     each hospital's name by ``requester`` (demo data, loaded without the request service's
     per-hospital check, which wants a user of that very hospital).
     """
-    starts = timezone.localdate() - dt.timedelta(days=60)
+    # Started 20 days ago and never served yet: CT (every 14 days) overdue, MRI and DR due soon.
+    starts = timezone.localdate() - dt.timedelta(days=20)
     for hospital in hospitals:
         for modality, interval in CONTRACTS:
             ServiceContract.objects.get_or_create(

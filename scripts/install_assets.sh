@@ -40,6 +40,9 @@ ASSETS=(
   "vis-timeline/standalone/umd/vis-timeline-graph2d.min.js vis-timeline/vis-timeline-graph2d.min.js"
   "vis-timeline/styles/vis-timeline-graph2d.min.css vis-timeline/vis-timeline-graph2d.min.css"
   "vis-timeline/LICENSE.md                        vis-timeline/LICENSE.md"
+  # The UMD build bundles its one dependency (@kurkle/color) and registers every chart type.
+  "chart.js/dist/chart.umd.min.js                 chart.js/chart.umd.min.js"
+  "chart.js/LICENSE.md                            chart.js/LICENSE.md"
 )
 
 # Whole prebuilt applications (OHIF): "caravanTarballs" in package.json lists, per package,

@@ -57,7 +57,8 @@ def test_dispatcher_logs_in_and_sees_the_dispatch_workspace(live_server, page):
 
     dispatch_card.get_by_role("link", name="Dispatch").click()
     expect(page).to_have_url(f"{live_server.url}/workspace/dispatch/")
-    expect(page.get_by_text("Coming:")).to_be_visible()
+    expect(page.get_by_text("Still to come:")).to_be_visible()
+    expect(page.get_by_role("link", name="Visit plans")).to_be_visible()
 
     assert failed == []
     off_site = [url for url in requested if not url.startswith(live_server.url)]
