@@ -17,7 +17,7 @@ from core.models import User
 from core.services import audit_record
 from dicom.study_access import study_visible_to
 from telerad.choices import ReportStatus
-from telerad.models import ReadingTask, Report
+from telerad.models import PeerReview, PeerReviewStatus, ReadingTask, Report
 
 
 def report_audit(
@@ -88,6 +88,13 @@ def _is_hospital_user(user: User) -> bool:
     return org is not None and org.kind == OrganisationKind.HOSPITAL
 
 
+def _blinded_reviewer(user: User, report: Report) -> bool:
+    """A peer reviewer must not see who wrote the report until they have scored it."""
+    return PeerReview.objects.filter(
+        report=report, reviewer_id=user.pk, status=PeerReviewStatus.ASSIGNED
+    ).exists()
+
+
 def _reports():
     return Report.objects.select_related(
         "study", "study__hospital", "study__order", "task", "task__pool", "author"
@@ -102,7 +109,7 @@ def report_get_for_user(
     Hospital users see a report once it is preliminary or final, never a draft.
     """
     report = _reports().filter(pk=report_id).first()
-    if report is None or not user_may_read_task(user, report.task):
+    if report is None or not user_may_read_task(user, report.task) or _blinded_reviewer(user, report):
         raise NotFound("No report matches the given id")
     if _is_hospital_user(user) and report.status == ReportStatus.DRAFT:
         raise NotFound("No report matches the given id")
@@ -126,7 +133,7 @@ def report_for_task_get(
 ) -> Report | None:
     """The task's report (audited) for a user already allowed the task; None if none is written."""
     report = _reports().filter(task=task).first()
-    if report is None:
+    if report is None or _blinded_reviewer(user, report):
         return None
     if _is_hospital_user(user) and report.status == ReportStatus.DRAFT:
         return None

@@ -159,3 +159,15 @@ def test_reviewer_pages(w, client):
     assert client.get(f"/workspace/reading/peer-reviews/{w.review.pk}/").status_code == 404
     client.force_login(w.qc)
     assert client.get("/workspace/reading/peer-reviews/").status_code == 403
+
+
+def test_the_reviewer_cannot_open_the_original_report_until_scored(w):
+    """The reviewer may read the study (routing made them eligible), but the report itself,
+    which names its author, stays closed to them while the review is open."""
+    reviewer = _api(w.review.reviewer)
+    url = f"/api/reading/reports/{w.report.pk}/"
+    assert _api(w.reader).get(url).status_code == 200  # its author still can
+    assert reviewer.get(url).status_code == 404
+    done = reviewer.post(f"/api/reading/peer-reviews/{w.review.pk}/score/", {"score": 1}, format="json")
+    assert done.status_code == 200
+    assert reviewer.get(url).status_code == 200
