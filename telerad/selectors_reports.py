@@ -95,6 +95,13 @@ def _blinded_reviewer(user: User, report: Report) -> bool:
     ).exists()
 
 
+def user_reviews_task_blind(user: User, task: ReadingTask) -> bool:
+    """``user`` has an open peer review of this task's report (so the task's pages are closed)."""
+    return PeerReview.objects.filter(
+        report__task=task, reviewer_id=user.pk, status=PeerReviewStatus.ASSIGNED
+    ).exists()
+
+
 def _reports():
     return Report.objects.select_related(
         "study", "study__hospital", "study__order", "task", "task__pool", "author"
@@ -123,7 +130,7 @@ def task_get_for_report(user: User, task_id: int) -> ReadingTask:
     Not audited: the service's entry (or ``report_for_task_get``) records the access.
     """
     task = ReadingTask.objects.select_related("study", "study__hospital", "pool").filter(pk=task_id).first()
-    if task is None or not user_may_read_task(user, task):
+    if task is None or not user_may_read_task(user, task) or user_reviews_task_blind(user, task):
         raise NotFound("No reading task matches the given id")
     return task
 

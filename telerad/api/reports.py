@@ -26,6 +26,7 @@ from telerad.selectors_reports import (
     report_turnaround,
     task_get_for_report,
     user_may_read_task,
+    user_reviews_task_blind,
 )
 from telerad.services.reports import (
     addendum_add,
@@ -243,6 +244,10 @@ class AddendumSignApi(APIView):
 
 def _report_for_write(request: Request, report_id: int) -> Report:
     report = Report.objects.select_related("task__study").filter(pk=report_id).first()
-    if report is None or not user_may_read_task(request.user, report.task):
+    if (
+        report is None
+        or not user_may_read_task(request.user, report.task)
+        or user_reviews_task_blind(request.user, report.task)
+    ):
         raise NotFound("No report matches the given id")
     return report

@@ -6,6 +6,7 @@ import datetime as dt
 import json
 
 import pytest
+from django.test import Client
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -168,6 +169,12 @@ def test_the_reviewer_cannot_open_the_original_report_until_scored(w):
     url = f"/api/reading/reports/{w.report.pk}/"
     assert _api(w.reader).get(url).status_code == 200  # its author still can
     assert reviewer.get(url).status_code == 404
+    assert reviewer.get(f"/api/reading/tasks/{w.report.task_id}/report/").status_code == 404
+    client = Client()
+    client.force_login(w.review.reviewer)
+    editor = client.get(f"/workspace/reading/tasks/{w.report.task_id}/report/")
+    assert editor.status_code == 404 and "firstreader" not in editor.content.decode().lower()
     done = reviewer.post(f"/api/reading/peer-reviews/{w.review.pk}/score/", {"score": 1}, format="json")
     assert done.status_code == 200
     assert reviewer.get(url).status_code == 200
+    assert client.get(f"/workspace/reading/tasks/{w.report.task_id}/report/").status_code == 200
