@@ -1,4 +1,3 @@
-from django.contrib.auth import views as auth_views
 from django.urls import path
 
 from core import views
@@ -7,11 +6,7 @@ from core.workspaces import WORKSPACES
 
 urlpatterns = [
     path("", views.home, name="home"),
-    path(
-        "login/",
-        auth_views.LoginView.as_view(redirect_authenticated_user=True),
-        name="login",
-    ),
+    path("login/", views.LoginView.as_view(), name="login"),
     path("logout/", views.LogoutView.as_view(), name="logout"),
     path("workspace/quality/dashboard/", dashboards.dashboard, name="quality-dashboard"),
     path("workspace/quality/audit/", audit.audit_review, name="quality-audit"),

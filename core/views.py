@@ -3,6 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import render
 
+from core.services.auth_audit import auth_login_failed_record, auth_login_record, auth_logout_record
 from core.workspaces import Workspace, workspace_required
 
 
@@ -12,11 +13,28 @@ def home(request):
     return render(request, "core/home.html")
 
 
+class LoginView(auth_views.LoginView):
+    """The login page; every sign-in and every failed attempt is audited."""
+
+    redirect_authenticated_user = True
+
+    def form_valid(self, form):
+        response = super().form_valid(form)
+        auth_login_record(user=form.get_user(), request=self.request, channel="web")
+        return response
+
+    def form_invalid(self, form):
+        auth_login_failed_record(username=form.data.get("username", ""), request=self.request, channel="web")
+        return super().form_invalid(form)
+
+
 class LogoutView(auth_views.LogoutView):
     """POST-only logout that confirms it on the login page (workstations are shared on wards)."""
 
     def post(self, request, *args, **kwargs):
         was_signed_in = request.user.is_authenticated
+        if was_signed_in:
+            auth_logout_record(user=request.user, request=request)
         response = super().post(request, *args, **kwargs)
         if was_signed_in:
             messages.info(request, "You have signed out.")

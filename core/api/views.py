@@ -2,11 +2,14 @@ from __future__ import annotations
 
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
+from rest_framework.authtoken.models import Token
+from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.health import health_report
+from core.services.auth_audit import auth_login_failed_record, auth_login_record
 
 
 class HealthApi(APIView):
@@ -52,3 +55,19 @@ class MeApi(APIView):
                 "roles": sorted(user.roles),
             }
         )
+
+
+class AuditedObtainAuthToken(ObtainAuthToken):
+    """``POST /api/auth/token/`` (username, password) → the user's API token; audited both ways."""
+
+    def post(self, request, *args, **kwargs):
+        serializer = self.get_serializer(data=request.data)
+        if not serializer.is_valid():
+            auth_login_failed_record(
+                username=str(request.data.get("username", "")), request=request, channel="api"
+            )
+            serializer.is_valid(raise_exception=True)
+        user = serializer.validated_data["user"]
+        token, _ = Token.objects.get_or_create(user=user)
+        auth_login_record(user=user, request=request, channel="api")
+        return Response({"token": token.key})

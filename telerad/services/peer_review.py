@@ -52,6 +52,7 @@ logger = logging.getLogger(__name__)
 
 PICK_ACTION = "peer_review.pick"
 DISCREPANCY_KIND = "peer_review.discrepancy"
+ASSIGNED_KIND = "peer_review.assigned"
 NO_REVIEWER_COMMENT = (
     "No eligible reviewer (pool member eligible for the study, other than the first reader)."
 )
@@ -137,6 +138,12 @@ def _assign(*, report: Report, reason: str, requested_by: User | None) -> PeerRe
             action="peer_review.assign",
             obj=review,
             details={**details, "reviewer": reviewer.pk},
+        )
+        # No patient data and no first reader: the review page shows the rest, behind a login.
+        notify(
+            recipient=reviewer,
+            kind=ASSIGNED_KIND,
+            message=f"A {task.modality} study is waiting for your peer review (review #{review.pk}).",
         )
     return review
 

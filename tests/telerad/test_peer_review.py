@@ -15,6 +15,7 @@ from telerad.models import Notification, PeerReview, PeerReviewReason, PeerRevie
 from telerad.selectors_peer import peer_discrepancy_rates
 from telerad.services import peer_review as peer
 from telerad.services.peer_review import (
+    ASSIGNED_KIND,
     DISCREPANCY_KIND,
     NO_REVIEWER_COMMENT,
     peer_review_request,
@@ -241,6 +242,11 @@ def test_only_the_reviewer_scores_and_only_once(w, review):
 
 
 def test_score_3_notifies_the_first_reader_and_the_qc_officers(w, review):
+    # The reviewer was told of the assignment, without patient data or the first reader's name.
+    [assigned] = Notification.objects.filter(kind=ASSIGNED_KIND)
+    assert assigned.recipient_id == review.reviewer_id
+    assert assigned.message == f"A CT study is waiting for your peer review (review #{review.pk})."
+    Notification.objects.filter(kind=ASSIGNED_KIND).delete()
     peer_review_submit(actor=review.reviewer, review=review, score=3, significance="b", comment="Missed PE.")
     rows = Notification.objects.order_by("recipient__username")
     assert sorted(rows.values_list("recipient__username", flat=True)) == sorted(
@@ -254,7 +260,7 @@ def test_score_3_notifies_the_first_reader_and_the_qc_officers(w, review):
 
 def test_score_2_notifies_nobody(review):
     peer_review_submit(actor=review.reviewer, review=review, score=2, significance="a", comment="Minor.")
-    assert Notification.objects.count() == 0
+    assert Notification.objects.exclude(kind=ASSIGNED_KIND).count() == 0
     assert PeerReview.objects.get(pk=review.pk).status == PeerReviewStatus.DONE
 
 
