@@ -18,11 +18,7 @@ from django.db.models import QuerySet, Subquery
 from core.exceptions import NotFound
 from fleet.choices import UnitStatus, VisitStatus
 from fleet.models import ServiceContract, Unit, Visit
-from fleet.selectors_requests import (
-    _serving_visits,
-    user_reads_hospital_requests,
-    user_reads_operator_requests,
-)
+from fleet.selectors_requests import _serving_visits, hospital_operator_scope_for_user
 
 # A visit still to come: booked, on the road, or being worked (a visit "done" is in the past).
 UPCOMING_STATUSES = (VisitStatus.PLANNED, VisitStatus.EN_ROUTE, VisitStatus.ON_SITE)
@@ -267,17 +263,7 @@ def service_contract_list_for_user(user) -> QuerySet[ServiceContract]:
     contracts = ServiceContract.objects.select_related("hospital", "operator").order_by(
         "hospital__name", "modality", "id"
     )
-    if not getattr(user, "is_authenticated", False) or not user.is_active:
-        return contracts.none()
-    if user.is_superuser:
-        return contracts
-    if user.organisation_id is None:
-        return contracts.none()
-    if user_reads_hospital_requests(user):
-        return contracts.filter(hospital_id=user.organisation_id)
-    if user_reads_operator_requests(user):
-        return contracts.filter(operator_id=user.organisation_id)
-    return contracts.none()
+    return hospital_operator_scope_for_user(user, contracts)
 
 
 def service_contract_get_for_user(user, pk: int) -> ServiceContract:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import TypeVar
 
 from django.db.models import OuterRef, Q, QuerySet, Subquery
 from django.http import HttpRequest
@@ -32,7 +33,13 @@ def user_reads_hospital_requests(user) -> bool:
     return bool(getattr(user, "is_authenticated", False)) and user.has_role(Role.HOSPITAL_USER)
 
 
-def service_request_scope_for_user(user, queryset: QuerySet[ServiceRequest]) -> QuerySet[ServiceRequest]:
+_Scoped = TypeVar("_Scoped", ServiceRequest, ServiceContract)
+
+
+def hospital_operator_scope_for_user(user, queryset: QuerySet[_Scoped]) -> QuerySet[_Scoped]:
+    """Rows with ``hospital_id`` and ``operator_id`` (requests, contracts) the user may see:
+    a hospital user their hospital's, dispatchers and administrators their operator's,
+    superusers all, anyone else none."""
     if not getattr(user, "is_authenticated", False) or not user.is_active:
         return queryset.none()
     if user.is_superuser:
@@ -47,7 +54,7 @@ def service_request_scope_for_user(user, queryset: QuerySet[ServiceRequest]) -> 
 
 
 def service_request_list_for_user(user, *, status: str | None = None) -> QuerySet[ServiceRequest]:
-    requests = service_request_scope_for_user(
+    requests = hospital_operator_scope_for_user(
         user, ServiceRequest.objects.select_related("hospital", "operator", "created_by", "visit")
     )
     if status:

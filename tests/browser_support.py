@@ -17,6 +17,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -115,3 +116,34 @@ def stop_subprocess(process: subprocess.Popen, *, timeout: float) -> None:
             if cursor.fetchone()[0] == 0:
                 return
             time.sleep(0.05)
+
+
+@dataclass
+class PageWatch:
+    """What a page did: every URL it requested, responses >= 400, uncaught script errors."""
+
+    requested: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+def watched_page(browser, *, width: int = 1280, height: int = 1000, **context_options):
+    """A new page in its own context, with its requests, failures and script errors recorded."""
+    context = browser.new_context(viewport={"width": width, "height": height}, **context_options)
+    watch = PageWatch()
+    context.on("request", lambda request: watch.requested.append(request.url))
+    context.on("response", lambda r: r.status < 400 or watch.failed.append(f"{r.status} {r.url}"))
+    page = context.new_page()
+    page.on("pageerror", lambda error: watch.errors.append(str(error)))
+    return page, watch
+
+
+def sign_in(page, base: str, username: str, password: str) -> None:
+    """Through the login form, as a person would; lands on the home page."""
+    from playwright.sync_api import expect
+
+    page.goto(f"{base}/login/")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page).to_have_url(f"{base}/")

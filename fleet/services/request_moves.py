@@ -39,6 +39,21 @@ def visit_release_if_empty(*, visit: Visit, actor: User | None, reason: str) -> 
     return True
 
 
+def _movable_visit(service_request: ServiceRequest) -> Visit:
+    """The scheduled request's visit, if the planner may still move or drop it (else 409)."""
+    old = service_request.visit
+    if old is None or service_request.status != S.SCHEDULED:
+        raise Conflict(
+            f"Service request {service_request.pk} is not scheduled", code="service_request_not_scheduled"
+        )
+    if old.status not in MOVABLE_VISIT_STATUSES:
+        raise Conflict(
+            f"The visit of service request {service_request.pk} is {VisitStatus(old.status).label.lower()}",
+            code="visit_not_movable",
+        )
+    return old
+
+
 def _swap_visit(service_request: ServiceRequest, *, old: Visit, values: dict) -> None:
     if not ServiceRequest.objects.filter(pk=service_request.pk, status=S.SCHEDULED, visit=old).update(
         **values
@@ -54,16 +69,7 @@ def service_request_move(
     *, service_request: ServiceRequest, visit: Visit, actor: User | None, reason: str, notify: bool = True
 ) -> ServiceRequest:
     """Move a scheduled request (and its booked exams) from its planned visit to ``visit``."""
-    old = service_request.visit
-    if old is None or service_request.status != S.SCHEDULED:
-        raise Conflict(
-            f"Service request {service_request.pk} is not scheduled", code="service_request_not_scheduled"
-        )
-    if old.status not in MOVABLE_VISIT_STATUSES:
-        raise Conflict(
-            f"The visit of service request {service_request.pk} is {VisitStatus(old.status).label.lower()}",
-            code="visit_not_movable",
-        )
+    old = _movable_visit(service_request)
     if old.pk == visit.pk:
         return service_request
     _swap_visit(service_request, old=old, values={"visit": visit})
@@ -102,16 +108,7 @@ def service_request_unschedule(
 ) -> ServiceRequest:
     """Drop a scheduled request's planned visit: the request is submitted again (to be re-planned),
     its booked exams are cancelled, the visit is cancelled if nothing else is on it."""
-    old = service_request.visit
-    if old is None or service_request.status != S.SCHEDULED:
-        raise Conflict(
-            f"Service request {service_request.pk} is not scheduled", code="service_request_not_scheduled"
-        )
-    if old.status not in MOVABLE_VISIT_STATUSES:
-        raise Conflict(
-            f"The visit of service request {service_request.pk} is {VisitStatus(old.status).label.lower()}",
-            code="visit_not_movable",
-        )
+    old = _movable_visit(service_request)
     _swap_visit(
         service_request,
         old=old,

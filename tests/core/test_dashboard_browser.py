@@ -16,7 +16,7 @@ from core.demo_data import DEMO_PASSWORD
 from dicom.models import QCResult, Study
 from fleet.models import CrewMember, Unit, Visit
 from telerad.models import CriticalResult, PeerReview, Radiologist, ReadingPool, ReadingTask, Report
-from tests.browser_support import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS, running_daphne
+from tests.browser_support import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS, running_daphne, sign_in, watched_page
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -131,19 +131,9 @@ def test_qc_dashboard_on_the_demo_draws_every_chart(transactional_db):
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     with running_daphne("qc-dashboard-daphne.log") as base, sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 1280, "height": 1000})
-        requested: list[str] = []
-        failed: list[str] = []
-        context.on("request", lambda request: requested.append(request.url))
-        context.on("response", lambda r: r.status < 400 or failed.append(f"{r.status} {r.url}"))
-        page = context.new_page()
-        errors: list[str] = []
-        page.on("pageerror", lambda error: errors.append(str(error)))
-        page.goto(f"{base}/login/")
-        page.get_by_label("Username").fill("qc")
-        page.get_by_label("Password").fill(DEMO_PASSWORD)
-        page.get_by_role("button", name="Sign in").click()
-        expect(page).to_have_url(f"{base}/")
+        page, watch = watched_page(browser)
+        requested, failed, errors = watch.requested, watch.failed, watch.errors
+        sign_in(page, base, "qc", DEMO_PASSWORD)
         page.goto(f"{base}/workspace/quality/dashboard/")
         expect(page.get_by_role("heading", name="Quality dashboards")).to_be_visible()
         expect(page.locator('.dashboard-chart[data-drawn="true"]')).to_have_count(6, timeout=10_000)

@@ -31,8 +31,10 @@ from tests.browser_support import (
     LOGS,
     SCREENSHOTS,
     running_daphne,
+    sign_in,
     stop_subprocess,
     test_database_url,
+    watched_page,
 )
 from tests.fleet.plan_factories import plan_fleet
 
@@ -112,22 +114,9 @@ def test_a_dispatcher_plans_reviews_locks_and_publishes_in_the_browser(transacti
 
     with plan_server() as (base, background), sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        context = browser.new_context(
-            viewport={"width": 1400, "height": 1000}, timezone_id=settings.TIME_ZONE
-        )
-        requested: list[str] = []
-        failed: list[str] = []
-        context.on("request", lambda request: requested.append(request.url))
-        context.on("response", lambda r: r.status < 400 or failed.append(f"{r.status} {r.url}"))
-        page = context.new_page()
-        errors: list[str] = []
-        page.on("pageerror", lambda error: errors.append(str(error)))
-
-        page.goto(f"{base}/login/")
-        page.get_by_label("Username").fill("dana")
-        page.get_by_label("Password").fill(PASSWORD)
-        page.get_by_role("button", name="Sign in").click()
-        expect(page).to_have_url(f"{base}/")
+        page, watch = watched_page(browser, width=1400, timezone_id=settings.TIME_ZONE)
+        requested, failed, errors = watch.requested, watch.failed, watch.errors
+        sign_in(page, base, "dana", PASSWORD)
         page.get_by_role("link", name="Visit plans").first.click()
         expect(page).to_have_url(f"{base}/fleet/plans/")
         expect(page.locator("#plan-list")).to_contain_text("No plans yet")

@@ -11,7 +11,7 @@ from playwright.sync_api import expect, sync_playwright
 
 from fleet.live import fleet_map_publish
 from fleet.models import Incident, UnitPosition
-from tests.browser_support import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS, running_daphne
+from tests.browser_support import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS, running_daphne, sign_in, watched_page
 from tests.fleet.surge_factories import INCIDENT, build_surge
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -29,17 +29,9 @@ def test_declare_confirm_and_follow_units_live(transactional_db, monkeypatch):
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     with running_daphne("incident-daphne.log") as base, sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 1280, "height": 1000})
-        failed: list[str] = []
-        context.on("response", lambda r: r.status < 400 or failed.append(f"{r.status} {r.url}"))
-        page = context.new_page()
-        errors: list[str] = []
-        page.on("pageerror", lambda error: errors.append(str(error)))
-        page.goto(f"{base}/login/")
-        page.get_by_label("Username").fill("dana")
-        page.get_by_label("Password").fill(PASSWORD)
-        page.get_by_role("button", name="Sign in").click()
-        expect(page).to_have_url(f"{base}/")
+        page, watch = watched_page(browser)
+        failed, errors = watch.failed, watch.errors
+        sign_in(page, base, "dana", PASSWORD)
         sockets = []
 
         def through(ws):
