@@ -26,7 +26,8 @@ def record_at(when: datetime, **fields) -> AuditEntry:
 
 
 def tamper(sql: str, params: list) -> None:
-    """Edit the table behind the ORM's back, as tests/core/test_audit.py does."""
+    """Edit the table behind the ORM's back, as an attacker with database access would (on
+    PostgreSQL a superuser can switch user triggers off for the session; the chain must still tell)."""
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             cursor.execute("SET session_replication_role = replica")

@@ -9,6 +9,7 @@ from core.audit_chain import GENESIS_HASH
 from core.models import AuditEntry
 from core.models.audit import AppendOnlyError
 from core.services import audit_record, audit_verify
+from tests.core.audit_support import tamper
 from tests.core.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -28,19 +29,6 @@ def _record(n: int, actor=None) -> list[AuditEntry]:
         )
         for i in range(n)
     ]
-
-
-def _tamper(sql: str, params: list) -> None:
-    """Edit the table behind the ORM's back, as an attacker with database access would."""
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            # A superuser can switch user triggers off for the session; the chain must still tell.
-            cursor.execute("SET session_replication_role = replica")
-            cursor.execute(sql, params)
-            cursor.execute("SET session_replication_role = DEFAULT")
-        else:
-            cursor.execute("DROP TRIGGER core_auditentry_no_update")
-            cursor.execute(sql, params)
 
 
 def test_entries_chain_from_genesis_and_verify(capsys):
@@ -72,7 +60,7 @@ def test_empty_chain_verifies():
 def test_edit_with_raw_sql_is_named_by_verify(column, value):
     entries = _record(6)
     target = entries[3]
-    _tamper(f"UPDATE core_auditentry SET {column} = %s WHERE id = %s", [value, target.pk])
+    tamper(f"UPDATE core_auditentry SET {column} = %s WHERE id = %s", [value, target.pk])
     with pytest.raises(CommandError) as excinfo:
         call_command("audit_verify")
     assert f"BROKEN at entry {target.pk}" in str(excinfo.value)
@@ -82,7 +70,7 @@ def test_edit_with_raw_sql_is_named_by_verify(column, value):
 
 def test_deleting_a_middle_entry_breaks_the_chain_at_the_next():
     entries = _record(5)
-    _tamper("DELETE FROM core_auditentry WHERE id = %s", [entries[2].pk])
+    tamper("DELETE FROM core_auditentry WHERE id = %s", [entries[2].pk])
     result = audit_verify()
     assert (result.ok, result.broken_id, result.checked) == (False, entries[3].pk, 2)
     assert "prev_hash" in result.reason
@@ -90,7 +78,7 @@ def test_deleting_a_middle_entry_breaks_the_chain_at_the_next():
 
 def test_rehashing_one_entry_still_breaks_the_next_link():
     entries = _record(4)
-    _tamper("UPDATE core_auditentry SET hash = %s WHERE id = %s", ["f" * 64, entries[1].pk])
+    tamper("UPDATE core_auditentry SET hash = %s WHERE id = %s", ["f" * 64, entries[1].pk])
     result = audit_verify()
     assert result.ok is False
     assert result.broken_id == entries[1].pk
