@@ -11,6 +11,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.templatetags.static import static
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
@@ -23,6 +24,7 @@ from fleet.models import IncidentStatus
 from fleet.selectors_map import map_operator_for_user
 from fleet.selectors_surge import incident_get_for_operator, incident_list_for_operator, surge_ranking
 from fleet.services.surge import incident_close, incident_confirm, incident_declare
+from fleet.web.views import OUTLINE
 
 
 class DeclareForm(forms.Form):
@@ -139,6 +141,7 @@ def incident_view(request: HttpRequest, incident_id: int) -> HttpResponse:
         "tile_url": getattr(settings, "MAP_TILE_URL", "") or "",
         "tile_attribution": getattr(settings, "MAP_TILE_ATTRIBUTION", "") or "",
         "ws_path": "/ws/fleet/map/",
+        "outline_url": static(OUTLINE),
     }
     chosen = {c["unit_id"] for c in proposal.get("chosen", [])}
     context = {

@@ -168,6 +168,7 @@ def test_a_dispatcher_plans_reviews_locks_and_publishes_in_the_browser(transacti
             f"{served}/{len(fleet.requests) + 1} requests"
         )
         expect(page.locator("#plan-map")).to_have_attribute("data-drawn", "yes")
+        expect(page.locator("#plan-map")).to_have_attribute("data-outline", "drawn")  # offline outline
         expect(page.locator("#plan-map path.route-line").first).to_be_attached()
 
         # Lock the first visit: the table row and the timeline item say so, and so does the plan.

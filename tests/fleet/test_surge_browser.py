@@ -53,6 +53,7 @@ def test_declare_confirm_and_follow_units_live(transactional_db, monkeypatch):
         expect(ranking).to_have_count(5)
         expect(ranking.first).to_contain_text("CT F")
         expect(page.locator("[data-excluded]")).to_have_count(2)
+        expect(page.locator("#incident-map")).to_have_attribute("data-outline", "drawn")  # offline outline
         expect(page.locator("#incident-visits tr[data-visit]")).to_have_count(3)
         page.screenshot(path=str(SCREENSHOTS / "incident-declared.png"), full_page=True)
 

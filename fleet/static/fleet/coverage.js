@@ -23,23 +23,7 @@
   }
   map.createPane("hospitals").style.zIndex = 650;
 
-  fetch(config.outline_url, { credentials: "same-origin" })
-    .then(function (response) {
-      if (!response.ok) {
-        throw new Error("outline " + response.status);
-      }
-      return response.json();
-    })
-    .then(function (geojson) {
-      L.geoJSON(geojson, {
-        style: { color: "#4f6b7d", weight: 2, fillColor: "#ffffff", fillOpacity: 0.7 },
-        interactive: false,
-      }).addTo(map).bringToBack();
-      container.setAttribute("data-outline", "drawn");
-    })
-    .catch(function () {
-      container.setAttribute("data-outline", "failed");
-    });
+  window.caravanOutline(map, config.outline_url, container);
 
   function describe(row) {
     var state = LABELS[row.state] || row.state;

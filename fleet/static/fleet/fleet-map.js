@@ -63,25 +63,7 @@
   }
 
   function drawOutline() {
-    fetch(config.outline_url, { credentials: "same-origin" })
-      .then(function (response) {
-        if (!response.ok) {
-          throw new Error("outline " + response.status);
-        }
-        return response.json();
-      })
-      .then(function (geojson) {
-        var layer = L.geoJSON(geojson, {
-          style: { className: "region-outline", color: "#4f6b7d", weight: 2, fillColor: "#ffffff", fillOpacity: 0.7 },
-          interactive: false,
-        }).addTo(map);
-        layer.bringToBack();
-        map.fitBounds(layer.getBounds(), { padding: [12, 12] });
-        container.setAttribute("data-outline", "drawn");
-      })
-      .catch(function () {
-        container.setAttribute("data-outline", "failed");
-      });
+    window.caravanOutline(map, config.outline_url, container, { fit: true });
   }
 
   function drawPlaces(list, kind) {

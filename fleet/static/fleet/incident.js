@@ -28,6 +28,9 @@
   if (config.tile_url) {
     L.tileLayer(config.tile_url, { attribution: config.tile_attribution || "", maxZoom: 18 }).addTo(map);
   }
+  if (config.outline_url) {
+    window.caravanOutline(map, config.outline_url, container);
+  }
   L.circleMarker(target, { radius: 12, color: "#b71c1c", weight: 3, fillColor: "#ff5252", fillOpacity: 0.8,
                            className: "incident-marker" })
     .bindTooltip("Incident: " + data.incident.name, { permanent: true, direction: "top" }).addTo(map);

@@ -112,6 +112,9 @@
     }
     // No tiles: the page works offline (vans and hospital networks often are).
     routeMap = L.map(el, { attributionControl: false, zoomSnap: 0.25 });
+    if (el.dataset.outlineUrl) {
+      window.caravanOutline(routeMap, el.dataset.outlineUrl, el);
+    }
     const colours = {};
     data.groups.forEach((group, index) => {
       colours[group.id] = ROUTE_COLOURS[index % ROUTE_COLOURS.length];
