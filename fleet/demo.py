@@ -14,18 +14,18 @@ from fleet.models import ServiceContract, ServiceRequest
 CONTRACTS = (("CT", 14), ("MR", 28), ("DX", 30))
 # (hospital index, modality, patients, earliest offset, window days, priority)
 REQUESTS = (
-    (0, "CT", 14, 1, 6, "routine"),
+    (0, "CT", 14, 1, 6, "routine"),  # Zhuxi: beyond a crew day from every CT depot (the plan says so)
     (1, "CT", 10, 1, 4, "urgent"),
     (2, "CT", 18, 2, 7, "routine"),
-    (3, "MR", 6, 1, 10, "routine"),
+    (4, "MR", 6, 1, 10, "routine"),
     (4, "CT", 12, 2, 5, "routine"),
-    (5, "DX", 30, 1, 7, "routine"),
+    (2, "DX", 30, 1, 7, "routine"),
     (6, "CT", 16, 3, 6, "routine"),
     (7, "MR", 5, 2, 8, "urgent"),
     (8, "CT", 9, 1, 3, "emergency"),
-    (9, "DX", 25, 2, 6, "routine"),
-    (10, "CT", 11, 3, 7, "routine"),
-    (11, "CT", 13, 4, 6, "routine"),
+    (3, "DX", 25, 2, 6, "routine"),
+    (7, "CT", 11, 3, 7, "routine"),
+    (5, "CT", 13, 4, 6, "routine"),
 )
 DEMO_NOTE = "Demo request"
 

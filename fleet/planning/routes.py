@@ -27,6 +27,30 @@ def unservable_reason(inp: PlanInput, request: PlanRequest) -> str | None:
     return None
 
 
+def too_far_reason(inp: PlanInput, travel: TravelProvider, request: PlanRequest) -> str | None:
+    """Why no suitable unit could serve the request even alone on a free day: the drive there and
+    back plus the scanning exceed its crew day (crews start and end at their depot). None if one could."""
+    days = range(max(request.earliest_day, 0), min(request.latest_day, inp.days - 1) + 1)
+    suitable = [
+        u
+        for u in inp.units
+        if u.modality == request.modality
+        and u.capacity_per_day >= request.patients
+        and any(d in u.available_days for d in days)
+    ]
+    if not suitable:
+        return None
+    service = inp.service_minutes(request)
+    need = {u.id: 2 * travel.minutes(u.depot, request.location) + service for u in suitable}
+    if any(need[u.id] <= u.crew_minutes_per_day for u in suitable):
+        return None
+    best = min(suitable, key=lambda u: need[u.id] - u.crew_minutes_per_day)
+    return (
+        f"beyond a crew day from every {request.modality} depot: at best "
+        f"{need[best.id] / 60:.1f} h of driving and scanning, {best.crew_minutes_per_day / 60:.0f} h allowed"
+    )
+
+
 def route_schedule(
     inp: PlanInput, travel: TravelProvider, unit_id: str, requests: Sequence[PlanRequest]
 ) -> tuple[list[tuple[float, float]], float, float]:
@@ -67,7 +91,10 @@ def build_result(
             visits.append(PlannedVisit(rid, unit_id, day, seq, round(arrive, 1), round(depart, 1)))
     served = {v.request_id: v for v in visits}
     unserved = {
-        r.id: (reasons or {}).get(r.id) or unservable_reason(inp, r) or NO_ROOM
+        r.id: (reasons or {}).get(r.id)
+        or unservable_reason(inp, r)
+        or too_far_reason(inp, travel, r)
+        or NO_ROOM
         for r in inp.requests
         if r.id not in served
     }

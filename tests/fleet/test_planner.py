@@ -56,6 +56,19 @@ def test_known_optimum_fills_the_crew_day_exactly(solver):
 
 
 @pytest.mark.parametrize("solver", SOLVERS)
+def test_a_hospital_beyond_a_crew_day_is_said_to_be(solver):
+    # D to C is 20 min; a 600-minute crew day fits 20 + (30 + 10 x 15) + 20 = 220 minutes, not a
+    # 40-patient visit (30 + 600 + 40 = 670): too far for one day, not a matter of room.
+    inp = PlanInput(units=(_ct(),), requests=(_req("big", C, patients=40), _req("ok", A)), days=1)
+    travel = _square_matrix()
+    result = SOLVERS[solver](inp, travel)
+    assert [v.request_id for v in result.visits] == ["ok"]
+    assert result.unserved == {
+        "big": "beyond a crew day from every CT depot: at best 11.2 h of driving and scanning, 10 h allowed"
+    }
+
+
+@pytest.mark.parametrize("solver", SOLVERS)
 def test_heavier_request_wins_the_only_slot(solver):
     light = _req("light", A, priority=2)
     heavy = _req("heavy", C, priority=1, overdue=60)  # 1 x (1 + 60/30) = 3 > 2, and farther away
