@@ -18,6 +18,7 @@ from core.models import User
 from core.services import audit_record
 from dicom.choices import OrderStatus
 from dicom.models import Order
+from dicom.services.orders import order_cancel_if_scheduled
 
 
 def orders_for_request(*, hospital_id: int, request_key: str) -> list[Order]:
@@ -61,19 +62,5 @@ def orders_move(
 @transaction.atomic
 def orders_cancel(*, orders: list[Order], actor: User | None, reason: str) -> int:
     """Cancel scheduled ``orders`` (their visit is dropped); returns how many were cancelled."""
-    cancelled = 0
-    for order in orders:
-        if not Order.objects.filter(pk=order.pk, status=OrderStatus.SCHEDULED).update(
-            status=OrderStatus.CANCELLED, updated_at=timezone.now()
-        ):
-            continue
-        audit_record(
-            actor=actor,
-            action="order.cancel",
-            obj=order,
-            patient_data=True,
-            patient_id=order.patient_id,
-            details={"reason": reason},
-        )
-        cancelled += 1
-    return cancelled
+    # An order started meanwhile is not cancelled: it stays where the scan happened.
+    return sum(order_cancel_if_scheduled(order=order, actor=actor, reason=reason) for order in orders)

@@ -324,16 +324,26 @@ def order_cancel(
     reason = reason.strip()
     if len(reason) > CANCEL_REASON_MAX:
         raise InvalidInput(f"reason is at most {CANCEL_REASON_MAX} characters", code="reason_too_long")
-    changed = Order.objects.filter(pk=order.pk, status=OrderStatus.SCHEDULED).update(
-        status=OrderStatus.CANCELLED, updated_at=timezone.now()
-    )
-    if not changed:
+    if not order_cancel_if_scheduled(order=order, actor=actor, reason=reason, request=request):
         current = Order.objects.filter(pk=order.pk).values_list("status", flat=True).first()
         label = OrderStatus(current).label.lower() if current else "gone"
         raise Conflict(
             f"Order {order.accession_number} is {label}; only scheduled orders can be cancelled",
             code="order_not_scheduled",
         )
+    order.refresh_from_db()
+    return order
+
+
+def order_cancel_if_scheduled(
+    *, order: Order, actor: User | None, reason: str, request: HttpRequest | None = None
+) -> bool:
+    """Compare-and-swap a scheduled order to cancelled and audit it; False (nothing done) if it
+    is not scheduled any more. The callers check who may cancel and why."""
+    if not Order.objects.filter(pk=order.pk, status=OrderStatus.SCHEDULED).update(
+        status=OrderStatus.CANCELLED, updated_at=timezone.now()
+    ):
+        return False
     audit_record(
         actor=actor,
         action="order.cancel",
@@ -343,8 +353,7 @@ def order_cancel(
         details={"reason": reason},
         request=request,
     )
-    order.refresh_from_db()
-    return order
+    return True
 
 
 def _transition(

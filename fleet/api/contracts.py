@@ -16,6 +16,7 @@ from rest_framework.views import APIView
 from core.choices import OrganisationKind
 from core.exceptions import AccessDenied
 from core.models import Organisation
+from fleet.api.requests import coverage_query
 from fleet.models import ServiceContract
 from fleet.selectors_coverage import (
     coverage_rows,
@@ -95,10 +96,6 @@ class CoverageRowSerializer(serializers.Serializer):
     will_be_late = serializers.BooleanField()
 
 
-class CoverageQuerySerializer(serializers.Serializer):
-    on = serializers.DateField(required=False)
-
-
 def _check_reader(user) -> None:
     if not (user_reads_hospital_requests(user) or user_reads_operator_requests(user)):
         raise AccessDenied("Only hospital users, dispatchers and administrators see service contracts")
@@ -163,11 +160,5 @@ class CoverageContractsApi(APIView):
         responses={200: CoverageRowSerializer(many=True), 403: _REFUSED[403]},
     )
     def get(self, request):
-        user = request.user
-        if not user_reads_operator_requests(user):
-            raise AccessDenied("Only dispatchers and administrators see coverage")
-        query = CoverageQuerySerializer(data=request.query_params)
-        query.is_valid(raise_exception=True)
-        on = query.validated_data.get("on") or timezone.localdate()
-        operator_id = None if user.is_superuser else user.organisation_id
+        on, operator_id = coverage_query(request)
         return Response(CoverageRowSerializer(coverage_rows(on=on, operator_id=operator_id), many=True).data)

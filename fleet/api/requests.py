@@ -6,6 +6,8 @@ administrators see the requests addressed to it. Anyone else is refused; ids out
 
 from __future__ import annotations
 
+import datetime as dt
+
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
@@ -134,6 +136,17 @@ class TransitionSerializer(serializers.Serializer):
 
 class CoverageQuerySerializer(serializers.Serializer):
     on = serializers.DateField(required=False)
+
+
+def coverage_query(request) -> tuple[dt.date, int | None]:
+    """The day (``?on=``, default today) and operator scope of a coverage read; dispatch only."""
+    user = request.user
+    if not user_reads_operator_requests(user):
+        raise AccessDenied("Only dispatchers and administrators see coverage")
+    query = CoverageQuerySerializer(data=request.query_params)
+    query.is_valid(raise_exception=True)
+    on = query.validated_data.get("on") or timezone.localdate()
+    return on, None if user.is_superuser else user.organisation_id
 
 
 def _check_reader(user) -> None:
@@ -299,12 +312,6 @@ class CoverageApi(APIView):
         responses={200: OverdueHospitalSerializer(many=True), 403: _REFUSED[403]},
     )
     def get(self, request):
-        user = request.user
-        if not user_reads_operator_requests(user):
-            raise AccessDenied("Only dispatchers and administrators see coverage")
-        query = CoverageQuerySerializer(data=request.query_params)
-        query.is_valid(raise_exception=True)
-        on = query.validated_data.get("on") or timezone.localdate()
-        operator_id = None if user.is_superuser else user.organisation_id
+        on, operator_id = coverage_query(request)
         rows = hospitals_overdue(on=on, operator_id=operator_id)
         return Response(OverdueHospitalSerializer(rows, many=True).data)
