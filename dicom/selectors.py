@@ -13,7 +13,8 @@ from core.exceptions import InvalidInput
 from core.services import audit_record
 from dicom.choices import IngestStatus, OrderStatus
 from dicom.models import Order, Study
-from fleet.models import CrewMember, Unit
+from fleet.choices import VisitStatus
+from fleet.models import CrewMember, Unit, Visit
 from fleet.selectors import unit_qc_hold_reason
 
 # Orders the scanner should still offer: booked, or started but not yet acquired (a rescan).
@@ -165,3 +166,14 @@ def reconciliation_list_audit(user, studies: Sequence[Study], *, request: HttpRe
             details={"studies": [s.pk for s in studies]},
             request=request,
         )
+
+
+def visit_for_booking(*, unit_id: int, hospital_id: int, day: dt.date) -> Visit | None:
+    """The unit's visit to the hospital that day that an order booked there belongs to (the
+    first one not cancelled), or None while dispatch has planned none."""
+    return (
+        Visit.objects.filter(unit_id=unit_id, hospital_id=hospital_id, date=day)
+        .exclude(status=VisitStatus.CANCELLED)
+        .order_by("pk")
+        .first()
+    )

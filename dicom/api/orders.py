@@ -42,6 +42,7 @@ class OrderSerializer(serializers.ModelSerializer):
             "unit",
             "unit_name",
             "unit_ae_title",
+            "visit",
             "scheduled_date",
             "requested_procedure",
             "modality",

@@ -9,8 +9,6 @@ changed is audited as patient data.
 
 from __future__ import annotations
 
-import datetime as dt
-
 from django.db import transaction
 from django.utils import timezone
 
@@ -19,6 +17,7 @@ from core.services import audit_record
 from dicom.choices import OrderStatus
 from dicom.models import Order
 from dicom.services.orders import order_cancel_if_scheduled
+from fleet.models import Visit
 
 
 def orders_for_request(*, hospital_id: int, request_key: str) -> list[Order]:
@@ -32,15 +31,29 @@ def orders_for_request(*, hospital_id: int, request_key: str) -> list[Order]:
     )
 
 
+def orders_attach_visit(*, visit: Visit) -> int:
+    """Link the orders booked on the visit's unit, hospital and day that have no visit yet (booked
+    before dispatch planned it); returns how many. Cancelled orders stay unlinked."""
+    return (
+        Order.objects.filter(
+            unit_id=visit.unit_id,
+            hospital_id=visit.hospital_id,
+            scheduled_date=visit.date,
+            visit__isnull=True,
+        )
+        .exclude(status=OrderStatus.CANCELLED)
+        .update(visit=visit, updated_at=timezone.now())
+    )
+
+
 @transaction.atomic
-def orders_move(
-    *, orders: list[Order], unit_id: int, scheduled_date: dt.date, actor: User | None, reason: str
-) -> int:
-    """Move scheduled ``orders`` to ``unit_id`` on ``scheduled_date``; returns how many moved."""
+def orders_move(*, orders: list[Order], visit: Visit, actor: User | None, reason: str) -> int:
+    """Move scheduled ``orders`` onto ``visit`` (its unit and day); returns how many moved."""
+    unit_id, scheduled_date = visit.unit_id, visit.date
     moved = 0
     for order in orders:
         if not Order.objects.filter(pk=order.pk, status=OrderStatus.SCHEDULED).update(
-            unit_id=unit_id, scheduled_date=scheduled_date, updated_at=timezone.now()
+            unit_id=unit_id, scheduled_date=scheduled_date, visit=visit, updated_at=timezone.now()
         ):
             continue  # started meanwhile: it stays where the scan happened
         audit_record(
@@ -50,8 +63,12 @@ def orders_move(
             patient_data=True,
             patient_id=order.patient_id,
             details={
-                "from": {"unit": order.unit_id, "date": order.scheduled_date.isoformat()},
-                "to": {"unit": unit_id, "date": scheduled_date.isoformat()},
+                "from": {
+                    "unit": order.unit_id,
+                    "date": order.scheduled_date.isoformat(),
+                    "visit": order.visit_id,
+                },
+                "to": {"unit": unit_id, "date": scheduled_date.isoformat(), "visit": visit.pk},
                 "reason": reason,
             },
         )

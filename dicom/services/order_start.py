@@ -12,8 +12,7 @@ from core.models import User
 from core.services import audit_record
 from dicom.choices import OrderStatus
 from dicom.models import Order
-from fleet.choices import VisitStatus
-from fleet.models import Visit
+from dicom.selectors import visit_for_booking
 from fleet.selectors import unit_qc_hold_reason, visit_check_crew
 
 # Who may start an exam on the scanner: the operator's technologists (and its administrators).
@@ -44,10 +43,8 @@ def order_start(*, actor: User | None, order: Order, request: HttpRequest | None
         )
     # The visit's crew rule (a credentialed radiographer for CT/DR, MR-safety training for MRI)
     # holds whether the visit was started by hand or by the geofence on arrival.
-    visit = (
-        Visit.objects.filter(unit=unit, hospital_id=order.hospital_id, date=order.scheduled_date)
-        .exclude(status=VisitStatus.CANCELLED)
-        .first()
+    visit = order.visit or visit_for_booking(
+        unit_id=unit.pk, hospital_id=order.hospital_id, day=order.scheduled_date
     )
     missing = visit_check_crew(visit) if visit is not None else []
     if missing:

@@ -24,10 +24,11 @@ from core.models import Organisation, User
 from core.services import audit_record
 from dicom.choices import BodyPart, OrderStatus, PatientSex, Priority
 from dicom.models import Order
+from dicom.selectors import visit_for_booking
 from dicom.services.order_start import order_start  # noqa: F401  (re-exported: the exam's start)
 from dicom.uids import new_uid
 from fleet.choices import Modality
-from fleet.models import Unit
+from fleet.models import Unit, Visit
 
 ACCESSION_PREFIX = "CV"
 # 10 base32 characters = 50 random bits: "CV" + 10 fits DICOM SH (16) with room to spare.
@@ -197,9 +198,14 @@ def order_create(
     patient_birth_date: date,
     notes: str = "",
     client_request_id: str = "",
+    visit: Visit | None = None,
     request: HttpRequest | None = None,
 ) -> Order:
     """Book an exam on ``unit`` for ``scheduled_date``; it appears in the unit's worklist.
+
+    The order belongs to ``visit`` when given (it must be that unit's visit to the hospital on
+    that day), else to the unit's planned visit there that day if dispatch has one; a visit
+    published later picks it up (``orders_attach_visit``).
 
     The same ``client_request_id`` from the same hospital returns the order it created, so a
     client may retry a booking whose answer it never received.
@@ -253,6 +259,14 @@ def order_create(
     patient_name = clean_patient_name(patient_name)
     if not isinstance(notes, str):
         raise InvalidInput("notes must be text", code="invalid_notes")
+    if visit is None:
+        visit = visit_for_booking(unit_id=unit.pk, hospital_id=hospital.pk, day=scheduled_date)
+    elif (visit.unit_id, visit.hospital_id, visit.date) != (unit.pk, hospital.pk, scheduled_date):
+        raise InvalidInput(
+            f"Visit {visit.pk} is {visit.unit} at {visit.hospital} on {visit.date.isoformat()}, "
+            "not this booking's unit, hospital and day",
+            code="visit_mismatch",
+        )
 
     order: Order | None = None
     for _ in range(ACCESSION_ATTEMPTS):
@@ -266,6 +280,7 @@ def order_create(
                     hospital=hospital,
                     unit=unit,
                     scheduled_date=scheduled_date,
+                    visit=visit,
                     accession_number=accession_number,
                     study_instance_uid=new_uid(),
                     requested_procedure=requested_procedure,
@@ -303,6 +318,7 @@ def order_create(
         patient_id=order.patient_id,
         details={
             "unit": unit.pk,
+            "visit": visit.pk if visit is not None else None,
             "scheduled_date": order.scheduled_date,
             "modality": order.modality,
             "body_part": order.body_part,

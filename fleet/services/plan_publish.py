@@ -29,6 +29,7 @@ from django.utils import timezone
 from core.exceptions import Conflict, InvalidInput
 from core.models import Organisation, User
 from core.services import audit_record
+from dicom.services.order_moves import orders_attach_visit
 from fleet.access import check_register_writer
 from fleet.choices import VisitStatus
 from fleet.models import Plan, PlanStatus, ServiceRequest, ServiceRequestStatus, Unit, Visit
@@ -112,6 +113,7 @@ def _visit_for(*, plan: Plan, unit: Unit, hospital_id: int, day: dt.date, entry:
             unit=unit, hospital_id=hospital_id, date=day, sequence=entry["sequence"], plan=plan, locked=locked
         )
         audit_record(actor=None, action="visit.create", obj=visit, details={"plan": plan.pk})
+        orders_attach_visit(visit=visit)  # exams the hospital booked for that day before the plan
         return visit
     Visit.objects.filter(pk=visit.pk).update(
         sequence=entry["sequence"], plan=plan, locked=visit.locked or locked

@@ -76,9 +76,7 @@ def service_request_move(
     orders = orders_for_request(
         hospital_id=service_request.hospital_id, request_key=_request_key(service_request)
     )
-    moved = orders_move(
-        orders=orders, unit_id=visit.unit_id, scheduled_date=visit.date, actor=actor, reason=reason
-    )
+    moved = orders_move(orders=orders, visit=visit, actor=actor, reason=reason)
     if moved:
         Visit.objects.filter(pk=old.pk).update(exams_booked=F("exams_booked") - moved)
         Visit.objects.filter(pk=visit.pk).update(exams_booked=F("exams_booked") + moved)

@@ -100,6 +100,7 @@ def service_request_schedule(
                 patient_birth_date=dt.date.fromisoformat(exam["birth_date"]),
                 notes=f"Service request {service_request.pk}",
                 client_request_id=key,
+                visit=visit,
                 request=request,
             )
         except DomainError as exc:

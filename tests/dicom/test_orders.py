@@ -19,11 +19,12 @@ from core.models import AuditEntry
 from dicom.choices import OrderStatus
 from dicom.models import Order
 from dicom.services import orders as order_services
+from dicom.services.order_moves import orders_attach_visit
 from dicom.services.orders import order_cancel, order_create, order_mark_acquired, order_mark_in_progress
 from tests.browser_support import CHROMIUM, CHROMIUM_ARGS
 from tests.core.factories import OrganisationFactory, UserFactory
 from tests.dicom.factories import HospitalFactory, OrderFactory
-from tests.fleet.factories import OperatorFactory, UnitFactory
+from tests.fleet.factories import OperatorFactory, UnitFactory, VisitFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -118,8 +119,49 @@ def test_create_books_an_order_with_accession_and_uid_and_audits(booker, hospita
         "priority": "ROUTINE",
         "scheduled_date": order.scheduled_date.isoformat(),
         "unit": ct_unit.pk,
+        "visit": None,
     }
     assert "ZHANG" not in entry.details
+    assert order.visit is None  # no visit planned yet: the unit and the date say when
+
+
+def test_an_order_joins_the_units_visit_that_day_and_a_later_one_picks_up_earlier_bookings(
+    booker, hospital, ct_unit
+):
+    day = _today() + datetime.timedelta(days=1)
+    early = _book(booker, hospital, ct_unit, patient_id="EARLY")
+    cancelled = _book(booker, hospital, ct_unit, patient_id="GONE")
+    order_cancel(actor=booker, order=cancelled, reason="patient moved away")
+    other_hospital = HospitalFactory()
+    elsewhere = _book(
+        UserFactory(organisation=other_hospital, roles=["hospital_user"]), other_hospital, ct_unit
+    )
+    other_day = _book(
+        booker, hospital, ct_unit, patient_id="LATER", scheduled_date=day + datetime.timedelta(days=1)
+    )
+    VisitFactory(unit=ct_unit, hospital=hospital, date=day, status="cancelled")  # never joined
+    visit = VisitFactory(unit=ct_unit, hospital=hospital, date=day)
+
+    assert orders_attach_visit(visit=visit) == 1
+    late = _book(booker, hospital, ct_unit, patient_id="LATE")
+
+    assert Order.objects.get(pk=early.pk).visit == visit and late.visit == visit
+    assert Order.objects.get(pk=cancelled.pk).visit is None
+    assert Order.objects.get(pk=other_day.pk).visit is None
+    assert Order.objects.get(pk=elsewhere.pk).visit is None
+    assert AuditEntry.objects.filter(action="order.create").last().details_data["visit"] == visit.pk
+    body = _api(booker).get(f"{ORDERS_URL}{late.pk}/").json()
+    assert body["visit"] == visit.pk
+
+
+def test_booking_onto_another_units_visit_is_refused(booker, hospital, ct_unit):
+    visit = VisitFactory(unit=UnitFactory(modality="CT"), hospital=hospital, date=_today())
+    with pytest.raises(InvalidInput, match="not this booking's unit, hospital and day") as caught:
+        order_create(
+            actor=booker, hospital=hospital, unit=ct_unit, visit=visit, **_booking(scheduled_date=_today())
+        )
+    assert caught.value.code == "visit_mismatch"
+    assert not Order.objects.exists()
 
 
 def test_accession_numbers_and_uids_are_unique(booker, hospital, ct_unit):

@@ -112,7 +112,7 @@ def test_publishing_books_visits_orders_and_tells_each_hospital(world, django_ca
     assert Visit.objects.filter(plan=plan, status="planned").count() == 5
     for sr in requests:
         orders = Order.objects.filter(hospital=sr.hospital, status=OrderStatus.SCHEDULED)
-        assert [(o.unit_id, o.scheduled_date) for o in orders] == [placed[sr.pk][:2]] * 2
+        assert [(o.unit_id, o.scheduled_date, o.visit_id) for o in orders] == [placed[sr.pk]] * 2
         [notice] = Notification.objects.filter(recipient=sr.created_by)
         assert notice.kind == "visit.scheduled" and placed[sr.pk][1].strftime("%d %b %Y") in notice.message
         assert "WANG" not in notice.message  # no patient data in notifications
@@ -202,9 +202,8 @@ def test_a_breakdown_replan_moves_only_the_broken_vans_visits(world, django_capt
     for pk in on_broken:  # the working van took them (10 patients each, 30 a day: room enough)
         assert after[pk][0] == working.pk
         sr = ServiceRequest.objects.get(pk=pk)
-        assert [(o.unit_id, o.scheduled_date) for o in Order.objects.filter(hospital=sr.hospital)] == [
-            after[pk][:2]
-        ] * 2
+        orders = Order.objects.filter(hospital=sr.hospital)
+        assert [(o.unit_id, o.scheduled_date, o.visit_id) for o in orders] == [after[pk]] * 2
         [notice] = Notification.objects.filter(recipient=sr.created_by)
         assert notice.kind == "visit.moved" and after[pk][1].strftime("%d %b %Y") in notice.message
     assert Notification.objects.count() == len(on_broken)

@@ -243,6 +243,7 @@ class Command(BaseCommand):
         from django.utils import timezone
 
         from dicom.models import Order
+        from dicom.services.order_moves import orders_attach_visit
         from fleet.choices import SiteKind
         from fleet.models import Site, Visit
 
@@ -273,3 +274,4 @@ class Command(BaseCommand):
             )
             if created:  # the van's own crew, credentialed above, so its exams may start
                 visit.crew.set(CrewMember.objects.filter(unit_id=unit_id))
+            orders_attach_visit(visit=visit)
