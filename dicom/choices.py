@@ -49,6 +49,10 @@ class MatchMethod(models.TextChoices):
 class IngestStatus(models.TextChoices):
     UNMATCHED = "unmatched", "Unmatched (reconciliation queue)"
     MATCHED = "matched", "Matched to an order"
+    # Orthanc keeps a study per (PatientID, StudyInstanceUID): images sent under a study's UID
+    # with another patient ID (mistyped on the scanner, a UID reused) are a second study there.
+    # Kept beside the first, never merged into it or dropped; resolved in Orthanc.
+    UID_CONFLICT = "uid_conflict", "Study UID already held by another patient's study (reconciliation queue)"
 
 
 class QCOutcome(models.TextChoices):

@@ -151,7 +151,10 @@ def reconciliation_queue(user) -> QuerySet[Study]:
     """Unmatched studies, oldest first; only cross-organisation staff reach all of them."""
     # Operator staff (the QC officers) see every hospital's; scope_for_user decides that.
     return scope_for_user(
-        user, Study.objects.filter(ingest_status=IngestStatus.UNMATCHED).order_by("ingested_at")
+        user,
+        Study.objects.filter(ingest_status__in=(IngestStatus.UNMATCHED, IngestStatus.UID_CONFLICT)).order_by(
+            "ingested_at"
+        ),
     )
 
 

@@ -33,7 +33,7 @@ def study_qc_task(self, study_id: int) -> str:
 
 @shared_task(autoretry_for=(OrthancError,), retry_backoff=5, max_retries=3)
 def reconcile_orthanc_changes() -> dict:
-    from dicom.services.ingest import reconcile_changes
+    from dicom.services.reconcile import reconcile_changes
 
     result = reconcile_changes()
     return {

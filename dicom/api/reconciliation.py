@@ -13,7 +13,7 @@ from core.access import get_for_user
 from core.exceptions import NotFound
 from dicom.models import Order, Study
 from dicom.selectors import reconciliation_list_audit, reconciliation_queue
-from dicom.services.ingest import study_link_order
+from dicom.services.reconcile import study_link_order
 
 
 class IsQCStaff(BasePermission):
@@ -42,6 +42,8 @@ class QueuedStudySerializer(serializers.ModelSerializer):
             "number_of_instances",
             "ingested_at",
             "qc_outcome",
+            "ingest_status",
+            "uid_conflict_with",
         ]
 
 
@@ -50,7 +52,7 @@ class LinkOrderSerializer(serializers.Serializer):
 
 
 class ReconciliationQueueApi(APIView):
-    """Unmatched studies, oldest first."""
+    """Unmatched studies and Study-UID conflicts (``ingest_status`` says which), oldest first."""
 
     permission_classes = [IsQCStaff]
 

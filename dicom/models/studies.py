@@ -7,7 +7,13 @@ class Study(models.Model):
     """A study stored in Orthanc, mirrored here: matched to its order, QC'd and routed."""
 
     orthanc_id = models.CharField(max_length=44, unique=True)
-    study_instance_uid = models.CharField(max_length=64, unique=True)
+    # Unique among studies that are not UID conflicts (see ``uid_conflict_with``).
+    study_instance_uid = models.CharField(max_length=64, db_index=True)
+    # Set when Orthanc holds this study's UID under another patient ID too: the study first
+    # mirrored under that UID; this one waits in the reconciliation queue, never routed.
+    uid_conflict_with = models.ForeignKey(
+        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="uid_conflicts"
+    )
     accession_number = models.CharField(max_length=16, blank=True, db_index=True)
     patient_id = models.CharField(max_length=64, blank=True)
     patient_name = models.CharField(max_length=128, blank=True)
@@ -53,6 +59,13 @@ class Study(models.Model):
     class Meta:
         ordering = ["-ingested_at"]
         verbose_name_plural = "studies"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["study_instance_uid"],
+                condition=models.Q(uid_conflict_with__isnull=True),
+                name="study_uid_unique_unless_conflict",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.accession_number or '(no accession)'} {self.modalities} [{self.orthanc_id[:8]}]"
@@ -63,7 +76,7 @@ class Series(models.Model):
 
     study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="series")
     orthanc_id = models.CharField(max_length=44, unique=True)
-    series_instance_uid = models.CharField(max_length=64, unique=True)
+    series_instance_uid = models.CharField(max_length=64, db_index=True)
     series_number = models.IntegerField(null=True, blank=True)
     modality = models.CharField(max_length=16, blank=True)
     body_part = models.CharField(max_length=16, blank=True)
@@ -75,6 +88,11 @@ class Series(models.Model):
     class Meta:
         ordering = ["study", "series_number", "id"]
         verbose_name_plural = "series"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["study", "series_instance_uid"], name="series_uid_unique_per_study"
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.modality} #{self.series_number} ({self.number_of_instances})"

@@ -14,24 +14,19 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from typing import Any
 
-from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from core.exceptions import Conflict, InvalidInput
-from core.models import User
+from core.exceptions import Conflict
 from core.on_commit import on_commit
 from core.services import audit_record
 from dicom.choices import IngestStatus, MatchMethod, OrderStatus, QCOutcome
-from dicom.models import IngestCursor, Order, Series, Study
+from dicom.models import Order, Series, Study
 from dicom.orthanc_client import OrthancClient, OrthancError, orthanc_client_from_settings
 from dicom.services.orders import order_mark_acquired
 from fleet.models import Unit
 
 logger = logging.getLogger(__name__)
-
-CURSOR_NAME = "orthanc"
-RECONCILE_LOCK = "dicom:reconcile-lock"
 
 
 # --- reading Orthanc -------------------------------------------------------------------------
@@ -191,8 +186,12 @@ def study_ingest(
         logger.info("ingest: Orthanc study %s is a de-identified export; not a clinical study", orthanc_id)
         return IngestOutcome(study=None)
     stable_time = datetime.fromtimestamp(stable_at, tz=UTC) if stable_at else None
-    outcome = _store(info, stable_seq=stable_seq, stable_at=stable_time, source=source)
-    if outcome.study is not None and (outcome.created or outcome.changed):
+    outcome = _store(info, client=client, stable_seq=stable_seq, stable_at=stable_time, source=source)
+    if (
+        outcome.study is not None
+        and (outcome.created or outcome.changed)
+        and outcome.study.ingest_status != IngestStatus.UID_CONFLICT
+    ):
         from dicom.tasks import study_qc_task
 
         study_id = outcome.study.pk
@@ -201,12 +200,19 @@ def study_ingest(
 
 
 def _store(
-    info: OrthancStudy, *, stable_seq: int | None, stable_at: datetime | None, source: str
+    info: OrthancStudy,
+    *,
+    client: OrthancClient,
+    stable_seq: int | None,
+    stable_at: datetime | None,
+    source: str,
 ) -> IngestOutcome:
     for _attempt in range(3):
         try:
             with transaction.atomic():
-                return _store_locked(info, stable_seq=stable_seq, stable_at=stable_at, source=source)
+                return _store_locked(
+                    info, client=client, stable_seq=stable_seq, stable_at=stable_at, source=source
+                )
         except IntegrityError:
             # Another worker (nudge vs reconciler) inserted the same study first: take the
             # update path against its row.
@@ -214,12 +220,74 @@ def _store(
     raise Conflict(f"study {info.orthanc_id} could not be stored after concurrent inserts")
 
 
-def _store_locked(
-    info: OrthancStudy, *, stable_seq: int | None, stable_at: datetime | None, source: str
+def _mirror_row(info: OrthancStudy, client: OrthancClient) -> tuple[Study | None, Study | None]:
+    """The row mirroring this Orthanc study (locked), or else (None, the study holding its UID
+    under another patient ID if Orthanc still has that one)."""
+    study = Study.objects.select_for_update().filter(orthanc_id=info.orthanc_id).first()
+    if study is not None:
+        return study, None
+    holder = (
+        Study.objects.select_for_update()
+        .filter(study_instance_uid=info.study_uid, uid_conflict_with__isnull=True)
+        .first()
+    )
+    if holder is None or read_orthanc_study(client, holder.orthanc_id) is None:
+        # No row, or Orthanc re-made the study under a new id (the old one is gone): take it over.
+        return holder, None
+    return None, holder
+
+
+def _store_conflict(
+    info: OrthancStudy, *, holder: Study, stable_seq: int | None, stable_at: datetime, source: str
 ) -> IngestOutcome:
-    study = Study.objects.select_for_update().filter(study_instance_uid=info.study_uid).first()
+    """Mirror a second Orthanc study under an already held UID beside the first, in the queue."""
+    study = Study.objects.create(
+        orthanc_id=info.orthanc_id,
+        study_instance_uid=info.study_uid,
+        uid_conflict_with=holder,
+        unit=Unit.objects.filter(ae_title=info.source_aet).first(),
+        ingest_status=IngestStatus.UID_CONFLICT,
+        stable_seq=stable_seq,
+        stable_at=stable_at,
+        **_study_fields(info),
+    )
+    audit_record(
+        actor=None,
+        action="study.uid_conflict",
+        obj=study,
+        patient_data=True,
+        patient_id=info.patient_id,
+        details={
+            "source": source,
+            "orthanc_id": info.orthanc_id,
+            "conflicts_with": holder.pk,
+            "conflicts_with_orthanc_id": holder.orthanc_id,
+            "instances": info.number_of_instances,
+        },
+    )
+    logger.warning(
+        "ingest: Orthanc study %s reuses StudyInstanceUID of study %s under another patient ID; "
+        "kept in the reconciliation queue",
+        info.orthanc_id,
+        holder.pk,
+    )
+    _sync_series(study, info)
+    return IngestOutcome(study=study, created=True)
+
+
+def _store_locked(
+    info: OrthancStudy,
+    *,
+    client: OrthancClient,
+    stable_seq: int | None,
+    stable_at: datetime | None,
+    source: str,
+) -> IngestOutcome:
+    study, holder = _mirror_row(info, client)
     created = study is None
     now = stable_at or timezone.now()
+    if holder is not None:
+        return _store_conflict(info, holder=holder, stable_seq=stable_seq, stable_at=now, source=source)
     if study is None:
         order, method = _match_order(info)
         unit = order.unit if order else Unit.objects.filter(ae_title=info.source_aet).first()
@@ -301,9 +369,9 @@ def _sync_series(study: Study, info: OrthancStudy) -> None:
         if not s["uid"]:
             continue
         Series.objects.update_or_create(
+            study=study,
             series_instance_uid=s["uid"],
             defaults={
-                "study": study,
                 "orthanc_id": s["orthanc_id"],
                 "series_number": s["number"],
                 "modality": s["modality"],
@@ -312,100 +380,3 @@ def _sync_series(study: Study, info: OrthancStudy) -> None:
                 "number_of_instances": s["number_of_instances"],
             },
         )
-
-
-# --- reconciliation queue --------------------------------------------------------------------
-
-
-@transaction.atomic
-def study_link_order(*, actor: User, study: Study, order: Order, request=None) -> Study:
-    """A QC officer resolves an unmatched study by linking it to its order."""
-    if not actor.has_role("qc_officer", "admin"):
-        from core.exceptions import AccessDenied
-
-        raise AccessDenied("Only QC officers and admins resolve the reconciliation queue")
-    if order.status == OrderStatus.CANCELLED:
-        raise InvalidInput(f"Order {order.accession_number} is cancelled")
-    if Study.objects.filter(order=order).exists():
-        raise Conflict(f"Order {order.accession_number} is already linked to a study")
-    updated = Study.objects.filter(
-        pk=study.pk, ingest_status=IngestStatus.UNMATCHED, order__isnull=True
-    ).update(
-        order=order,
-        hospital=order.hospital,
-        unit=order.unit,
-        ingest_status=IngestStatus.MATCHED,
-        match_method=MatchMethod.MANUAL,
-        qc_outcome=QCOutcome.PENDING,
-        routable_at=None,
-        updated_at=timezone.now(),
-    )
-    if not updated:
-        raise Conflict("This study is no longer in the reconciliation queue")
-    study.refresh_from_db()
-    audit_record(
-        actor=actor,
-        action="study.link_order",
-        obj=study,
-        patient_data=True,
-        patient_id=study.patient_id,
-        details={"order": order.pk, "accession": order.accession_number},
-        request=request,
-    )
-    order_mark_acquired(order=order)
-    from dicom.tasks import study_qc_task
-
-    on_commit(lambda: study_qc_task.delay(study.pk))
-    return study
-
-
-# --- reconciler over /changes ----------------------------------------------------------------
-
-
-@dataclass
-class ReconcileResult:
-    start_seq: int
-    end_seq: int
-    stable_seen: int = 0
-    ingested: int = 0
-    skipped_locked: bool = False
-    errors: list[str] = field(default_factory=list)
-
-
-def reconcile_changes(*, page_size: int = 500, max_pages: int = 100) -> ReconcileResult:
-    """Walk Orthanc's /changes from the stored cursor and ingest every stable study seen.
-
-    One reconciler at a time (a cache lock); the cursor only moves forward, and only past a
-    page whose studies were all ingested, so a crash replays rather than skips.
-    """
-    cursor, _ = IngestCursor.objects.get_or_create(name=CURSOR_NAME)
-    result = ReconcileResult(start_seq=cursor.last_seq, end_seq=cursor.last_seq)
-    if not cache.add(RECONCILE_LOCK, "1", timeout=300):
-        result.skipped_locked = True
-        return result
-    try:
-        client = orthanc_client_from_settings()
-        since = cursor.last_seq
-        for _page in range(max_pages):
-            page = client.changes(since=since, limit=page_size)
-            for change in page.get("Changes", []):
-                if change.get("ChangeType") != "StableStudy":
-                    continue
-                result.stable_seen += 1
-                outcome = study_ingest(
-                    orthanc_id=change["ID"], stable_seq=change.get("Seq"), source="reconciler"
-                )
-                if outcome.created or outcome.changed:
-                    result.ingested += 1
-            last = int(page.get("Last", since))
-            if last > since:
-                IngestCursor.objects.filter(name=CURSOR_NAME, last_seq__lt=last).update(
-                    last_seq=last, updated_at=timezone.now()
-                )
-                since = last
-            result.end_seq = since
-            if page.get("Done", True):
-                break
-    finally:
-        cache.delete(RECONCILE_LOCK)
-    return result

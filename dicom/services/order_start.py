@@ -24,8 +24,8 @@ def order_start(*, actor: User | None, order: Order, request: HttpRequest | None
     """The technologist starts the exam: scheduled -> in progress.
 
     Refused (409) while the unit is on QC hold (no passing daily phantom check today), naming
-    why. Images that arrive anyway are still ingested (``order_mark_in_progress``): nothing
-    acquired is ever dropped.
+    why. Images that arrive anyway are still ingested and take the order to acquired
+    (``order_mark_acquired``, from scheduled or in progress): nothing acquired is ever dropped.
     """
     if actor is None or not actor.is_authenticated or not actor.is_active:
         raise AccessDenied("Sign in as a technologist to start an exam")

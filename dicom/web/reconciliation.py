@@ -14,7 +14,7 @@ from core.workspaces import workspace_required
 from dicom.choices import OrderStatus
 from dicom.models import Order
 from dicom.selectors import reconciliation_list_audit, reconciliation_queue
-from dicom.services.ingest import study_link_order
+from dicom.services.reconcile import study_link_order
 
 
 def _candidates(study) -> list[Order]:
@@ -51,7 +51,7 @@ def reconciliation(request):
             else:
                 messages.success(request, f"Study linked to order {order.accession_number}; QC runs again.")
         return redirect("quality-reconciliation")
-    studies = list(reconciliation_queue(request.user).select_related("unit")[:50])
+    studies = list(reconciliation_queue(request.user).select_related("unit", "uid_conflict_with")[:50])
     reconciliation_list_audit(request.user, studies, request=request)
     rows = [(study, _candidates(study)) for study in studies]
     return render(request, "dicom/reconciliation.html", {"rows": rows})

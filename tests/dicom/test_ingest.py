@@ -10,7 +10,9 @@ from core.models import AuditEntry
 from dicom.choices import IngestStatus, MatchMethod, OrderStatus
 from dicom.models import IngestCursor, Order, Series, Study
 from dicom.orthanc_client import OrthancError
-from dicom.services.ingest import reconcile_changes, study_ingest, study_link_order
+from dicom.selectors import reconciliation_queue
+from dicom.services.ingest import study_ingest
+from dicom.services.reconcile import reconcile_changes, study_link_order
 from dicom.tasks import ingest_study_task
 from tests.core.factories import UserFactory
 from tests.dicom.dicom_factory import associate, ct_series, to_bytes
@@ -175,6 +177,77 @@ def test_a_late_series_updates_the_same_study(orthanc):
     assert study_ingest(orthanc_id=study_id).changed is False
 
 
+def test_a_second_patient_under_a_held_study_uid_is_kept_beside_it_in_the_queue(orthanc):
+    """Orthanc keeps one study per (PatientID, StudyInstanceUID): a series sent under the booked
+    study's UID with a mistyped patient ID is a second study there. Neither may be lost."""
+    order = _order(orthanc)
+    first_id = _store_dicom(orthanc, _series_for(order, 3))
+    _wait_stable(orthanc, first_id)
+    held = study_ingest(orthanc_id=first_id).study
+    assert held.ingest_status == IngestStatus.MATCHED
+
+    orthanc.nudges.clear()
+    typo = _series_for(order, 2, series_uid=generate_uid(), patient_id=order.patient_id + "X")
+    assoc = associate(orthanc.dicom_port, calling_aet=orthanc.scu_aet, called_aet=orthanc.aet)
+    try:
+        assert all(assoc.send_c_store(ds).Status == 0 for ds in typo)
+    finally:
+        assoc.release()
+    (second_id,) = {
+        r["ID"] for r in orthanc.client.lookup(order.study_instance_uid) if r["Type"] == "Study"
+    } - {first_id}
+    _wait_stable(orthanc, second_id)
+    conflict = study_ingest(orthanc_id=second_id).study
+
+    held.refresh_from_db()  # untouched: same Orthanc study, patient, counts, order
+    assert (held.orthanc_id, held.patient_id, held.number_of_instances, held.order_id) == (
+        first_id,
+        order.patient_id,
+        3,
+        order.pk,
+    )
+    assert (conflict.orthanc_id, conflict.uid_conflict_with_id, conflict.ingest_status) == (
+        second_id,
+        held.pk,
+        IngestStatus.UID_CONFLICT,
+    )
+    assert (conflict.patient_id, conflict.number_of_instances, conflict.order_id) == (
+        order.patient_id + "X",
+        2,
+        None,
+    )
+    assert conflict.routable_at is None
+    assert [s.number_of_instances for s in Series.objects.filter(study=held)] == [3]
+    assert [s.number_of_instances for s in Series.objects.filter(study=conflict)] == [2]
+    entry = AuditEntry.objects.get(action="study.uid_conflict")
+    assert entry.details_data["conflicts_with"] == held.pk and entry.patient_id == order.patient_id + "X"
+
+    qc_officer = UserFactory(organisation=order.unit.operator, roles=["qc_officer"])
+    assert list(reconciliation_queue(qc_officer)) == [conflict]
+    spare = OrderFactory(unit=order.unit, patient_birth_date="1970-01-01", patient_sex="O")
+    from core.exceptions import Conflict
+
+    with pytest.raises(Conflict, match=f"reuses the Study Instance UID of study {held.pk}"):
+        study_link_order(actor=qc_officer, study=conflict, order=spare)
+    assert Order.objects.get(pk=spare.pk).status == OrderStatus.SCHEDULED
+
+    # Replays (the nudge again, the reconciler from the start) change nothing.
+    assert study_ingest(orthanc_id=second_id).changed is False
+    IngestCursor.objects.all().delete()
+    assert reconcile_changes().ingested == 0
+    assert Study.objects.count() == 2
+
+    # The wrong copy deleted in Orthanc and the series re-sent under the right patient: it joins
+    # the held study as a late series; the conflict row stays as the record of what happened.
+    orthanc.client.delete(f"studies/{second_id}")
+    orthanc.nudges.clear()
+    assert _store_dicom(orthanc, _series_for(order, 2, series_uid=typo[0].SeriesInstanceUID)) == first_id
+    _wait_stable(orthanc, first_id)
+    assert study_ingest(orthanc_id=first_id).changed is True
+    held.refresh_from_db()
+    assert (held.number_of_series, held.number_of_instances) == (2, 5)
+
+
 def test_a_study_deleted_from_orthanc_is_skipped(orthanc):
     study_id = _store_dicom(orthanc, _series_for(None, 1))
     _wait_stable(orthanc, study_id)
@@ -186,11 +259,11 @@ def test_a_study_deleted_from_orthanc_is_skipped(orthanc):
 
 def test_malformed_dicom_is_refused_by_orthanc_and_nothing_is_created(orthanc):
     good = to_bytes(ct_series(1)[0])
-    with pytest.raises(OrthancError) as excinfo:
-        orthanc.client.upload_instance(good[:200])  # truncated: no valid dataset
-    assert excinfo.value.status_code == 400
-    with pytest.raises(OrthancError):
-        orthanc.client.upload_instance(b"not dicom at all")
+    for data in (good[:200], b"not dicom at all"):  # truncated (no valid dataset), not DICOM
+        with pytest.raises(OrthancError) as excinfo:
+            orthanc.client.upload_instance(data)
+        assert excinfo.value.status_code == 400
+        assert str(excinfo.value) == "Orthanc POST /instances returned HTTP 400: Bad file format"
     assert orthanc.client.studies() == []
     assert reconcile_changes().ingested == 0
     assert Study.objects.count() == 0

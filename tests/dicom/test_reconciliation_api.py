@@ -5,7 +5,7 @@ from rest_framework.test import APIClient
 from core.choices import OrganisationKind
 from core.models import AuditEntry
 from dicom.choices import IngestStatus, OrderStatus
-from dicom.models import Study
+from dicom.models import Order, Study
 from tests.core.factories import OrganisationFactory, UserFactory
 from tests.dicom.factories import OrderFactory, StudyFactory
 
@@ -121,3 +121,30 @@ def test_page_is_for_qc_officers_only():
     client.force_login(tech)
     assert client.get("/workspace/quality/reconciliation/").status_code == 403
     assert client.post("/workspace/quality/reconciliation/", {"study": 1, "order": 1}).status_code == 403
+
+
+def test_a_study_uid_conflict_is_listed_with_why_and_cannot_be_linked(qc_officer):
+    held = StudyFactory(ingest_status=IngestStatus.MATCHED, study_instance_uid="1.2.3.4.5")
+    conflict = StudyFactory(
+        ingest_status=IngestStatus.UID_CONFLICT, study_instance_uid="1.2.3.4.5", uid_conflict_with=held
+    )
+    order = OrderFactory()
+    api = _client(qc_officer)
+    [row] = api.get("/api/dicom/reconciliation/").json()["results"]
+    assert (row["id"], row["ingest_status"], row["uid_conflict_with"]) == (
+        conflict.pk,
+        "uid_conflict",
+        held.pk,
+    )
+
+    response = api.post(f"/api/dicom/reconciliation/{conflict.pk}/link/", {"order": order.pk}, format="json")
+    assert response.status_code == 409
+    assert f"reuses the Study Instance UID of study {held.pk}" in response.json()["detail"]
+    assert Study.objects.get(pk=conflict.pk).order_id is None
+    assert Order.objects.get(pk=order.pk).status == OrderStatus.SCHEDULED
+
+    client = Client()
+    client.force_login(qc_officer)
+    html = client.get("/workspace/quality/reconciliation/").content.decode()
+    assert "data-uid-conflict" in html and f"as study {held.pk}" in html
+    assert f'name="study" value="{conflict.pk}"' not in html  # no link form for it

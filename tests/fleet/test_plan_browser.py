@@ -12,13 +12,8 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from django.conf import settings
@@ -28,14 +23,12 @@ from fleet.models import Plan, ServiceRequest, Visit
 from tests.browser_support import (
     CHROMIUM,
     CHROMIUM_ARGS,
-    LOGS,
     SCREENSHOTS,
     running_daphne,
     sign_in,
-    stop_subprocess,
-    test_database_url,
     watched_page,
 )
+from tests.celery_support import broker_url, running_celery_worker
 from tests.fleet.plan_factories import plan_fleet
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -44,55 +37,10 @@ PASSWORD = "pw-Caravan-123"
 BROKER_DB = 13  # a Redis database of its own: the worker consumes only this test's tasks
 
 
-def _broker_url() -> str:
-    """REDIS_URL's server with this test's own database number, or "" without Redis."""
-    redis_url = os.environ.get("REDIS_URL", "")
-    if not redis_url:
-        return ""
-    parts = urlsplit(redis_url)
-    return urlunsplit((parts.scheme, parts.netloc, f"/{BROKER_DB}", parts.query, parts.fragment))
-
-
-@contextmanager
-def running_celery_worker(log_name: str, broker_url: str) -> Iterator[None]:
-    """A solo-pool Celery worker on the test database and ``broker_url``, stopped afterwards."""
-    import redis
-
-    redis.Redis.from_url(broker_url).flushdb()  # tasks left over from an interrupted run
-    env = {
-        **os.environ,
-        "DATABASE_URL": test_database_url(),
-        "CELERY_BROKER_URL": broker_url,
-        "ORTHANC_URL": settings.ORTHANC_URL,
-        "ORTHANC_USERNAME": settings.ORTHANC_USERNAME,
-        "ORTHANC_PASSWORD": settings.ORTHANC_PASSWORD,
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-    }
-    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-    LOGS.mkdir(parents=True, exist_ok=True)
-    log_path = LOGS / log_name
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [str(Path(sys.executable).with_name("celery")), "-A", "config", "worker", "--pool=solo",
-             "--loglevel=info", "--without-heartbeat", "--without-gossip", "--without-mingle"],
-            cwd=settings.BASE_DIR, env=env, stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        try:
-            deadline = time.monotonic() + 30
-            while b"ready." not in log_path.read_bytes():
-                if process.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"the Celery worker did not start; see {log_path}", pytrace=False)
-                time.sleep(0.2)
-            yield
-        finally:
-            stop_subprocess(process, timeout=15)
-            redis.Redis.from_url(broker_url).flushdb()
-
-
 @contextmanager
 def plan_server() -> Iterator[tuple[str, bool]]:
     """daphne (and, with Redis, a worker); yields (base URL, whether tasks run in the background)."""
-    broker = _broker_url()
+    broker = broker_url(BROKER_DB)
     if not broker:
         with running_daphne("plan-daphne.log") as base:
             yield base, False

@@ -3,7 +3,7 @@ import time
 from django.core.management.base import BaseCommand, CommandParser
 
 from dicom.orthanc_client import OrthancError
-from dicom.services.ingest import reconcile_changes
+from dicom.services.reconcile import reconcile_changes
 
 
 class Command(BaseCommand):
