@@ -493,7 +493,7 @@ def test_app_dockerfile():
     )
     runs = " ".join(arguments for keyword, arguments in instructions if keyword == "RUN")
     assert "pip install -r /tmp/requirements.txt" in runs
-    assert ["requirements.txt"] in [paths for paths, _ in copies(instructions)]
+    assert (["requirements.txt", "constraints.txt"], "/tmp/") in copies(instructions)  # with its lock
     assert "requirements-dev" not in APP_DOCKERFILE.read_text()
     assert "bash scripts/install_assets.sh" in runs and (ROOT / "scripts" / "install_assets.sh").exists()
     assert "manage.py collectstatic --noinput" in runs

@@ -1,7 +1,8 @@
 """Caravan's Orthanc configuration: the whitelist, the settings, and the JSON Orthanc reads.
 
-Standard library only, like launcher.py, which starts Orthanc with what ``render()`` writes.
-Keys are those of Orthanc 1.10's Configuration.json; docs/orthanc.md explains the choices.
+Standard library only, like launcher.py, which starts Orthanc with what ``render()`` writes:
+``orthanc.template.json`` (beside this file) filled in with ports, paths, credentials and the
+whitelist. Keys are those of Orthanc 1.10's Configuration.json; docs/orthanc.md explains them.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ PLUGINS_DIR = "/usr/share/orthanc/plugins"
 PYTHON_PLUGIN_NAME = "libOrthancPython.so"
 DICOMWEB_PLUGIN_NAME = "libOrthancDicomWeb.so"
 PLUGIN_SCRIPT = str(Path(__file__).resolve().with_name("plugin.py"))
+# The fixed part of every rendered configuration; ``OrthancConfig.to_orthanc`` fills its nulls.
+TEMPLATE_PATH = Path(__file__).resolve().with_name("orthanc.template.json")
 NUDGE_PATH = "/api/dicom/orthanc/nudge/"
 WORKLIST_PATH = "/api/dicom/orthanc/worklist/"
 DICOMWEB_ROOT = "/dicom-web/"
@@ -203,65 +206,41 @@ class OrthancConfig:
         return section
 
     def to_orthanc(self) -> dict[str, object]:
-        """The Orthanc configuration document (keys as in Orthanc 1.10's Configuration.json)."""
-        document: dict[str, object] = {
+        """The Orthanc configuration document: ``orthanc.template.json`` (the fixed policy, keys
+        as in Orthanc 1.10's Configuration.json) with its ``null`` values filled from this
+        config, then ``extra`` on top. docs/orthanc.md explains each choice."""
+        document = json.loads(TEMPLATE_PATH.read_text(encoding="utf-8"))
+        values: dict[str, object] = {
             "Name": self.name,
             "StorageDirectory": str(self.storage_dir),
             # A separate directory keeps the SQLite index off the bulk storage volume.
             "IndexDirectory": str(self.index_dir),
-            "StorageCompression": False,
-            "OverwriteInstances": False,
             "StableAge": self.stable_age,
-            "DeidentifyLogs": True,
-            # --- HTTP: Orthanc 1.10 has no bind-address option (HttpBindAddresses arrived
-            # in 2025), so it listens on every interface; RemoteAccessAllowed=false makes it
-            # refuse every client that is not on loopback.
-            "HttpServerEnabled": True,
+            # Orthanc 1.10 has no bind-address option, so it listens on every interface;
+            # RemoteAccessAllowed=false makes it refuse every client that is not on loopback.
             "HttpPort": self.http_port,
             "RemoteAccessAllowed": self.remote_access_allowed,
-            "AuthenticationEnabled": True,
             "RegisteredUsers": {self.username: self.password},
-            "SslEnabled": False,
-            "TcpNoDelay": True,
-            "OrthancExplorerEnabled": False,
-            "WebDavEnabled": False,
-            "ExecuteLuaEnabled": False,
-            "RestApiWriteToFileSystemEnabled": False,
-            "LuaScripts": [],
-            # --- DICOM: only whitelisted AE titles from their registered hosts.
-            "DicomServerEnabled": True,
             "DicomAet": self.aet,
             "DicomPort": self.dicom_port,
-            "DicomCheckCalledAet": True,
-            "StrictAetComparison": True,
-            "DicomCheckModalityHost": True,
-            "DicomAlwaysAllowEcho": False,
-            "DicomAlwaysAllowStore": False,
-            "DicomAlwaysAllowFind": False,
-            "DicomAlwaysAllowFindWorklist": False,
-            "DicomAlwaysAllowGet": False,
-            "DicomAlwaysAllowMove": False,
-            "UnknownSopClassAccepted": False,
-            "DicomModalitiesInDatabase": False,
+            # Only whitelisted AE titles, from their registered hosts (the template's checks).
             "DicomModalities": {m.aet: m.to_orthanc() for m in self.modalities},
-            "OrthancPeersInDatabase": False,
-            "OrthancPeers": {},
-            # --- plugins: by absolute path, because the Debian plugins directory also holds
-            # ModalityWorklists and ServeFolders, which must not be loaded.
+            # By absolute path: the Debian plugins directory also holds ModalityWorklists and
+            # ServeFolders, which must not be loaded. orthanc-python 4.0 reads the top-level
+            # PythonScript key (the "Python" section is from 4.1 on).
             "Plugins": [self.python_plugin, self.dicomweb_plugin],
-            # orthanc-python 4.0 reads the top-level PythonScript key (the "Python" section
-            # is from 4.1 on).
             "PythonScript": self.plugin_script,
-            "PythonVerbose": False,
-            "DicomWeb": {
-                "Enable": True,
-                "Root": DICOMWEB_ROOT,
-                # WADO-URI is not used by the platform's viewer proxy; one API less to guard.
-                "EnableWado": False,
-                "Ssl": False,
-            },
             "Caravan": self.caravan_section(),
         }
+        unknown = sorted(set(values) - set(document))
+        if unknown:
+            raise LauncherError(f"{TEMPLATE_PATH.name} has no key {', '.join(unknown)}")
+        document.update(values)
+        unset = sorted(key for key, value in document.items() if value is None)
+        if unset:
+            raise LauncherError(f"{TEMPLATE_PATH.name}: {', '.join(unset)} left unset")
+        if document["DicomWeb"]["Root"] != DICOMWEB_ROOT:  # the platform's proxy forwards there
+            raise LauncherError(f"{TEMPLATE_PATH.name}: DicomWeb.Root must be {DICOMWEB_ROOT}")
         document.update(self.extra)
         return document
 

@@ -496,6 +496,31 @@ def test_manage_orthanc_renders_secure_config(tmp_path, settings):
     }
 
 
+def test_the_rendered_config_is_the_json_template_filled_in(tmp_path, monkeypatch):
+    from dicom.orthanc import orthanc_config
+
+    template = json.loads(orthanc_config.TEMPLATE_PATH.read_text())
+    config = orthanc_config.OrthancConfig(
+        run_dir=tmp_path, username="u", password="p", plugin_secret="s" * 16, nudge_url="http://x/"
+    )
+    document = config.to_orthanc()
+    assert list(document) == list(template)  # the template declares every key Orthanc gets
+    for key, value in template.items():
+        if value is None:
+            assert document[key] is not None, key
+        else:
+            assert document[key] == value, key  # the fixed policy comes through unchanged
+
+    broken = tmp_path / "broken.json"
+    broken.write_text(json.dumps({k: v for k, v in template.items() if k != "HttpPort"}))
+    monkeypatch.setattr(orthanc_config, "TEMPLATE_PATH", broken)
+    with pytest.raises(orthanc_config.LauncherError, match="broken.json has no key HttpPort"):
+        config.to_orthanc()
+    broken.write_text(json.dumps({**template, "DicomAet": None, "HttpThreadsCount": None}))
+    with pytest.raises(orthanc_config.LauncherError, match="HttpThreadsCount left unset"):
+        config.to_orthanc()
+
+
 def test_manage_orthanc_refuses_bad_settings(tmp_path, settings):
     settings.ORTHANC_ALLOWED_MODALITIES = ["VAN09-without-address"]
     with pytest.raises(CommandError, match="AET@host:port"):
