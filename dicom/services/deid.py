@@ -1,14 +1,16 @@
 """De-identified copies of studies for teaching and research (DICOM PS3.15 Annex E, Basic Profile).
 
-Orthanc does the de-identification: one ``POST /series/{id}/anonymize`` job per series, with
+Orthanc does the de-identification in one ``POST /studies/{id}/anonymize`` job, with
 ``DicomVersion`` 2021b (Table E.1-1, Basic Application Level Confidentiality Profile, no
-options), private tags removed, dates emptied. Orthanc keeps no identifier map between calls,
-so the platform supplies every replacement that must be stable: the patient's pseudonym and the
-Study, Series and Frame of Reference UIDs, all recorded per project in ``Pseudonym``. The
-jobs run per series because ``Replace`` applies one value to every instance of a job: a
-study-level call cannot give each series its own SeriesInstanceUID (with two series it merges
-them into one). SOP Instance UIDs are Orthanc's; the mapping is read back from the copy.
-docs/deidentification.md lists what is removed, kept and replaced.
+options), private tags removed, dates emptied. One job for the whole study because Orthanc maps
+UIDs consistently only within a job: the new Series, SOP Instance and Frame of Reference UIDs
+it generates are also written into every reference to them (a dose SR's or a localizer's
+ReferencedSOPInstanceUID, nested sequences included), so references still resolve in the copy;
+separate per-series jobs would break them. The platform supplies what must be stable across
+copies: the patient's pseudonym and the Study Instance UID, recorded per project in
+``Pseudonym``. The original -> new Series, Frame of Reference and SOP Instance UID maps are read
+back from the copy and kept on the export. docs/deidentification.md lists what is removed,
+kept and replaced.
 
 Orthanc calls never run inside a database transaction: the export row is claimed in one short
 transaction, the copy is made, and the result is recorded in another. Call this from a worker
@@ -19,16 +21,14 @@ from __future__ import annotations
 
 import contextlib
 import re
-from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
 
 from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
 from core.choices import Role
-from core.exceptions import AccessDenied, Conflict, DomainError, InvalidInput, NotFound, Unavailable
+from core.exceptions import AccessDenied, Conflict, DomainError, InvalidInput, Unavailable
 from core.models import User
 from core.services import audit_record
 from dicom.models import DeidExport, DeidExportStatus, Pseudonym, PseudonymKind, Study
@@ -38,6 +38,15 @@ from dicom.orthanc_client import (
     OrthancError,
     check_orthanc_id,
     orthanc_client_from_settings,
+)
+from dicom.services.deid_orthanc import (
+    DEIDENTIFICATION_METHOD,
+    Source,
+    delete_copies,
+    orthanc_has_study,
+    read_source,
+    read_uid_maps,
+    verify_copy,
 )
 from dicom.services.pseudonyms import patient_issuer, pseudonym_get_or_create
 
@@ -50,9 +59,6 @@ BASIC_PROFILE_CODE = {
     "CodingSchemeDesignator": "DCM",
     "CodeMeaning": "Basic Application Confidentiality Profile",
 }
-# (0012,0063) is LO: at most 64 characters. Orthanc writes its own value only when the request
-# changes nothing beyond the profile; ours replaces identifiers, so we state the method.
-DEIDENTIFICATION_METHOD = "PS3.15 E.1-1 Basic Profile 2021b (Orthanc); project pseudonyms"
 PROJECT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 ALLOWED_ROLES = (Role.QC_OFFICER, Role.ADMIN)
 # One synchronous job rewrites a whole series; large CT series take a while.
@@ -65,26 +71,6 @@ class _TakenOver(Conflict):
     """Another request took the export over (ours looked abandoned) while this one ran."""
 
 
-@dataclass
-class _SourceSeries:
-    orthanc_id: str
-    uid: str
-    # Set only when every instance of the series shares one (the normal case).
-    frame_of_reference_uid: str
-    sop_by_instance: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass
-class _Source:
-    study_uid: str
-    patient_id: str
-    series: list[_SourceSeries]
-
-    @property
-    def instance_count(self) -> int:
-        return sum(len(s.sop_by_instance) for s in self.series)
-
-
 # --- entry point ---------------------------------------------------------------------------------
 
 
@@ -95,7 +81,7 @@ def study_deidentify(
 
     QC officers and admins only. Idempotent per (study, project): a finished export whose copy
     is still in Orthanc is returned as it is; if the copy was deleted, or the last attempt
-    failed, it is made again with the same pseudonyms and Study/Series UIDs.
+    failed, it is made again with the same patient pseudonym and Study Instance UID.
     """
     if not actor.is_authenticated or not actor.has_role(*ALLOWED_ROLES):
         raise AccessDenied("Only QC officers and administrators may export de-identified studies")
@@ -109,9 +95,9 @@ def study_deidentify(
     with orthanc_client_from_settings() as client:
         existing = DeidExport.objects.filter(study=study, project=project).first()
         finished = existing if existing is not None and existing.status == DeidExportStatus.DONE else None
-        if finished is not None and _orthanc_has_study(client, finished.deid_orthanc_id):
+        if finished is not None and orthanc_has_study(client, finished.deid_orthanc_id):
             return finished
-        source = _read_source(client, study.orthanc_id)
+        source = read_source(client, study.orthanc_id)
         export, claimed = _export_claim(study=study, project=project, actor=actor, seen=existing)
         if not claimed:
             return export
@@ -131,68 +117,6 @@ def study_deidentify(
             if isinstance(exc, OrthancError):
                 raise Unavailable(f"De-identification failed in Orthanc: {exc}", code="deid_failed") from exc
             raise
-
-
-# --- reading the source study --------------------------------------------------------------------
-
-
-def _orthanc_has_study(client: OrthancClient, orthanc_id: str) -> bool:
-    if not orthanc_id:
-        return False
-    try:
-        client.study(orthanc_id)
-    except OrthancError as exc:
-        if exc.status_code == 404:
-            return False
-        raise Unavailable(f"Orthanc could not be asked for the de-identified copy: {exc}") from exc
-    return True
-
-
-def _read_source(client: OrthancClient, orthanc_id: str) -> _Source:
-    try:
-        study = client.study(orthanc_id)
-        series = client.study_series(orthanc_id)
-        tags = client.get_json(f"studies/{orthanc_id}/instances-tags", params={"simplify": "true"})
-    except OrthancError as exc:
-        if exc.status_code == 404:
-            raise NotFound("The study is no longer in Orthanc") from exc
-        raise Unavailable(f"Orthanc could not be read: {exc}") from exc
-
-    patient_id = study.get("PatientMainDicomTags", {}).get("PatientID", "").strip()
-    if not patient_id:
-        raise InvalidInput("The study has no Patient ID, so it cannot be given a stable pseudonym")
-    # The Basic Profile without the Clean Pixel Data option cannot remove text burned into the
-    # pixels, nor faces in a 3D rendering: such instances are refused rather than exported.
-    flagged = sum(
-        1
-        for t in tags.values()
-        if str(t.get("BurnedInAnnotation", "")).strip().upper() == "YES"
-        or str(t.get("RecognizableVisualFeatures", "")).strip().upper() == "YES"
-    )
-    if flagged:
-        raise InvalidInput(
-            f"{flagged} instance(s) declare burned-in annotation or recognisable visual features; "
-            "they need pixel cleaning, which this export does not do",
-            code="deid_burned_in",
-        )
-
-    result = []
-    for s in series:
-        instances = {i: str(tags.get(i, {}).get("SOPInstanceUID", "")) for i in s.get("Instances", [])}
-        frames = {str(tags.get(i, {}).get("FrameOfReferenceUID", "")) for i in instances}
-        result.append(
-            _SourceSeries(
-                orthanc_id=s["ID"],
-                uid=s.get("MainDicomTags", {}).get("SeriesInstanceUID", ""),
-                frame_of_reference_uid=frames.pop() if len(frames) == 1 else "",
-                sop_by_instance=instances,
-            )
-        )
-    return _Source(
-        study_uid=study.get("MainDicomTags", {}).get("StudyInstanceUID", ""),
-        patient_id=patient_id,
-        series=result,
-    )
 
 
 # --- the export row --------------------------------------------------------------------------------
@@ -227,7 +151,7 @@ def _export_run(
     *,
     export: DeidExport,
     study: Study,
-    source: _Source,
+    source: Source,
     actor: User,
     recreated: bool,
     request: HttpRequest | None,
@@ -250,52 +174,37 @@ def _export_run(
     patient = pseudonym(PseudonymKind.PATIENT, source.patient_id, issuer=patient_issuer(study))
     study_uid = pseudonym(PseudonymKind.UID, source.study_uid)
     # A crashed earlier attempt, or the copy being re-made, would otherwise get a second set of
-    # instances under the same Study/Series UIDs.
-    _delete_copies(client, study_uid)
+    # instances under the same Study Instance UID.
+    delete_copies(client, study_uid)
 
-    deid_study_id = ""
-    instance_uids: dict[str, str] = {}
-    for series in source.series:
-        replace: dict[str, Any] = {
+    body = {
+        "DicomVersion": DICOM_VERSION,
+        "Replace": {
             "PatientID": patient,
             "PatientName": patient,
             "StudyInstanceUID": study_uid,
-            "SeriesInstanceUID": pseudonym(PseudonymKind.UID, series.uid),
             "DeidentificationMethod": DEIDENTIFICATION_METHOD,
             "DeidentificationMethodCodeSequence": [BASIC_PROFILE_CODE],
-        }
-        if series.frame_of_reference_uid:
-            # Series that share a frame of reference (a localizer and its axials) keep sharing one.
-            replace["FrameOfReferenceUID"] = pseudonym(PseudonymKind.UID, series.frame_of_reference_uid)
-        body = {
-            "DicomVersion": DICOM_VERSION,
-            "Replace": replace,
-            "KeepPrivateTags": False,
-            "Force": True,  # required to replace PatientID and the UIDs
-            "Synchronous": True,
-        }
-        job = client.request(
-            "POST", f"series/{series.orthanc_id}/anonymize", json=body, timeout=ANONYMIZE_TIMEOUT
-        ).json()
-        if job.get("FailedInstancesCount") or job.get("InstancesCount") != len(series.sop_by_instance):
-            raise Unavailable(
-                f"Orthanc de-identified {job.get('InstancesCount')} of {len(series.sop_by_instance)} "
-                f"instances of a series ({job.get('FailedInstancesCount')} failed)",
-                code="deid_failed",
-            )
-        new_series_id = check_orthanc_id(job["ID"])
-        parent = client.get_json(f"series/{new_series_id}")["ParentStudy"]
-        if deid_study_id and parent != deid_study_id:
-            raise Unavailable("Orthanc put the de-identified series in different studies", code="deid_failed")
-        deid_study_id = parent
-        for instance in client.get_json(f"series/{new_series_id}/instances"):
-            original = series.sop_by_instance.get(instance.get("AnonymizedFrom", ""), "")
-            if original:
-                instance_uids[original] = instance["MainDicomTags"]["SOPInstanceUID"]
-
-    _verify_copy(client, deid_study_id, patient=patient, study_uid=study_uid, source=source)
-    if len(instance_uids) != source.instance_count:
-        raise Unavailable("Could not read back every instance of the de-identified copy", code="deid_failed")
+        },
+        "KeepPrivateTags": False,
+        "Force": True,  # required to replace PatientID and the Study Instance UID
+        "Synchronous": True,
+    }
+    job = client.request(
+        "POST",
+        f"studies/{check_orthanc_id(study.orthanc_id)}/anonymize",
+        json=body,
+        timeout=ANONYMIZE_TIMEOUT,
+    ).json()
+    if job.get("FailedInstancesCount") or job.get("InstancesCount") != source.instance_count:
+        raise Unavailable(
+            f"Orthanc de-identified {job.get('InstancesCount')} of {source.instance_count} instances "
+            f"({job.get('FailedInstancesCount')} failed)",
+            code="deid_failed",
+        )
+    deid_study_id = check_orthanc_id(job["ID"])
+    verify_copy(client, deid_study_id, patient=patient, study_uid=study_uid, source=source)
+    maps = read_uid_maps(client, deid_study_id, source)
 
     with transaction.atomic():
         current = DeidExport.objects.select_for_update().get(pk=export.pk)
@@ -305,8 +214,10 @@ def _export_run(
         current.deid_orthanc_id = deid_study_id
         current.deid_study_instance_uid = study_uid
         current.series_count = len(source.series)
-        current.instance_count = len(instance_uids)
-        current.instance_uids = instance_uids
+        current.instance_count = len(maps.instances)
+        current.instance_uids = maps.instances
+        current.series_uids = maps.series
+        current.frame_of_reference_uids = maps.frames_of_reference
         current.error = ""
         current.completed_at = timezone.now()
         current.save()
@@ -333,7 +244,7 @@ def _export_fail(
     client: OrthancClient,
     *,
     export: DeidExport,
-    source: _Source,
+    source: Source,
     actor: User,
     exc: Exception,
     request: HttpRequest | None,
@@ -356,7 +267,7 @@ def _export_fail(
     if study_uid:
         # Never leave half a copy behind; if Orthanc is down, the next attempt deletes it first.
         with contextlib.suppress(OrthancError):
-            _delete_copies(client, study_uid)
+            delete_copies(client, study_uid)
     with transaction.atomic():
         DeidExport.objects.filter(pk=export.pk).update(
             status=DeidExportStatus.FAILED, error=message, updated_at=timezone.now()
@@ -369,38 +280,4 @@ def _export_fail(
             patient_id=source.patient_id,
             details={"project": export.project, "study": export.study_id, "error": message},
             request=request,
-        )
-
-
-# --- Orthanc copies --------------------------------------------------------------------------------
-
-
-def _delete_copies(client: OrthancClient, study_uid: str) -> None:
-    for match in client.lookup(study_uid):
-        if match.get("Type") == "Study":
-            client.delete(f"studies/{match['ID']}")
-
-
-def _verify_copy(
-    client: OrthancClient, orthanc_id: str, *, patient: str, study_uid: str, source: _Source
-) -> None:
-    """Check on the stored copy what Orthanc was asked to do (shared tags hold for every instance)."""
-    shared = client.get_json(
-        f"studies/{check_orthanc_id(orthanc_id)}/shared-tags", params={"simplify": "true"}
-    )
-    expected = {
-        "PatientIdentityRemoved": "YES",
-        "PatientID": patient,
-        "PatientName": patient,
-        "StudyInstanceUID": study_uid,
-        "DeidentificationMethod": DEIDENTIFICATION_METHOD,
-    }
-    wrong = sorted(name for name, value in expected.items() if shared.get(name) != value)
-    if wrong:
-        raise Unavailable(f"The de-identified copy is wrong in {', '.join(wrong)}", code="deid_failed")
-    series = client.study(orthanc_id).get("Series", [])
-    if len(series) != len(source.series):
-        raise Unavailable(
-            f"The de-identified copy has {len(series)} series, the study {len(source.series)}",
-            code="deid_failed",
         )

@@ -92,9 +92,27 @@ def _identified_study(
             ds.add_new(0x00091010, "LO", "CARAVAN TEST VENDOR")  # private creator
             ds.add_new(0x00091001, "LO", IDENTIFYING["PrivateValue"])
             datasets.append(ds)
+    # The second series refers to the first's instances (as a dose SR or a reformat refers to
+    # its source images): one level deep and nested two levels, with the series UID.
+    first = [ds for ds in datasets if ds.SeriesNumber == 1]
+    for ds in datasets:
+        if ds.SeriesNumber != 2:
+            continue
+        ds.ReferencedImageSequence = [_reference(source) for source in first]
+        referenced_series = Dataset()
+        referenced_series.SeriesInstanceUID = first[0].SeriesInstanceUID
+        referenced_series.ReferencedInstanceSequence = [_reference(source) for source in first]
+        ds.ReferencedSeriesSequence = [referenced_series]
     for ds in datasets:
         answer = orthanc.client.upload_instance(to_bytes(ds))
     return answer["ParentStudy"], datasets
+
+
+def _reference(source: Dataset) -> Dataset:
+    item = Dataset()
+    item.ReferencedSOPClassUID = source.SOPClassUID
+    item.ReferencedSOPInstanceUID = source.SOPInstanceUID
+    return item
 
 
 def _study_row(orthanc_id: str, datasets: list[Dataset], **kwargs):
@@ -177,16 +195,27 @@ def test_copy_is_de_identified_consistent_and_keeps_clinical_content(orthanc):
     for ds in datasets:
         by_number.setdefault(int(ds.SeriesNumber), set()).add(ds.SeriesInstanceUID)
     assert sorted(by_number) == [1, 2] and all(len(uids) == 1 for uids in by_number.values())
+    assert by_number[1] != by_number[2]
     for original in originals:
         (new_series_uid,) = by_number[int(original.SeriesNumber)]
-        assert new_series_uid == _pseudonym("teaching-neuro", PseudonymKind.UID, original.SeriesInstanceUID)
+        assert export.series_uids[original.SeriesInstanceUID] == new_series_uid
+    assert len(export.series_uids) == 2
     assert len({ds.SOPInstanceUID for ds in datasets}) == 6
     assert all(ds.file_meta.MediaStorageSOPInstanceUID == ds.SOPInstanceUID for ds in datasets)
     # The shared frame of reference is still shared, under a new UID.
     assert {ds.FrameOfReferenceUID for ds in datasets} == {
-        _pseudonym("teaching-neuro", PseudonymKind.UID, originals[0].FrameOfReferenceUID)
+        export.frame_of_reference_uids[originals[0].FrameOfReferenceUID]
     }
     assert all(uid.startswith("1.2.") and uid not in original_uids for uid in by_number[1] | by_number[2])
+
+    # References from the second series to the first still resolve, nested ones too.
+    (series_one_uid,) = by_number[1]
+    series_one = {ds.SOPInstanceUID for ds in datasets if ds.SeriesNumber == 1}
+    for ds in (ds for ds in datasets if ds.SeriesNumber == 2):
+        assert {item.ReferencedSOPInstanceUID for item in ds.ReferencedImageSequence} == series_one
+        (referenced,) = ds.ReferencedSeriesSequence
+        assert referenced.SeriesInstanceUID == series_one_uid
+        assert {item.ReferencedSOPInstanceUID for item in referenced.ReferencedInstanceSequence} == series_one
 
     # Clinical content kept: the tags and the pixels, instance for instance.
     assert set(export.instance_uids) == {ds.SOPInstanceUID for ds in originals}
@@ -201,9 +230,9 @@ def test_copy_is_de_identified_consistent_and_keeps_clinical_content(orthanc):
     source_tags = orthanc.client.get_json(f"studies/{orthanc_id}/shared-tags", params={"simplify": "true"})
     assert source_tags["PatientID"] == PATIENT_ID and source_tags["InstitutionName"]
     entries = list(AuditEntry.objects.order_by("id"))
-    assert [e.action for e in entries] == ["pseudonym.create"] * 5 + ["deid_export.create"]
+    assert [e.action for e in entries] == ["pseudonym.create"] * 2 + ["deid_export.create"]
     assert all(e.patient_data and e.patient_id == PATIENT_ID and e.actor_id == qc.pk for e in entries)
-    assert Pseudonym.objects.count() == 5  # patient, study, 2 series, 1 frame of reference
+    assert Pseudonym.objects.count() == 2  # the patient and the study: stable across copies
     final = entries[-1]
     assert (final.object_type, final.object_id) == ("dicom.deidexport", str(export.pk))
     assert json.loads(final.details)["instances"] == 6
@@ -307,9 +336,7 @@ def test_deleted_copy_is_made_again_with_the_same_pseudonyms(orthanc):
     study = _study_row(orthanc_id, originals)
     qc = _user(Role.QC_OFFICER)
     first = study_deidentify(actor=qc, study=study, project="teaching")
-    before = {
-        (ds.PatientID, ds.StudyInstanceUID, ds.SeriesInstanceUID) for _r, ds in _copy_files(orthanc, first)
-    }
+    before = {(ds.PatientID, ds.StudyInstanceUID) for _r, ds in _copy_files(orthanc, first)}
     orthanc.client.delete(f"studies/{first.deid_orthanc_id}")
     pseudonyms = set(Pseudonym.objects.values_list("pk", "pseudonym"))
 
@@ -317,10 +344,12 @@ def test_deleted_copy_is_made_again_with_the_same_pseudonyms(orthanc):
 
     assert again.pk == first.pk and again.status == DeidExportStatus.DONE
     assert again.instance_count == 6 and set(again.instance_uids) == set(first.instance_uids)
-    after = {
-        (ds.PatientID, ds.StudyInstanceUID, ds.SeriesInstanceUID) for _r, ds in _copy_files(orthanc, again)
-    }
-    assert after == before
+    copies = _copy_files(orthanc, again)
+    assert {(ds.PatientID, ds.StudyInstanceUID) for _r, ds in copies} == before  # the same pseudonyms
+    # Series and instance UIDs are Orthanc's, new with each copy, and the export maps the new ones.
+    assert set(again.series_uids) == set(first.series_uids)
+    assert {ds.SeriesInstanceUID for _r, ds in copies} == set(again.series_uids.values())
+    assert {ds.SOPInstanceUID for _r, ds in copies} == set(again.instance_uids.values())
     assert set(Pseudonym.objects.values_list("pk", "pseudonym")) == pseudonyms
     last = AuditEntry.objects.order_by("-id").first()
     assert last.action == "deid_export.create" and json.loads(last.details)["recreated"] is True
@@ -366,20 +395,20 @@ def test_failure_half_way_leaves_no_copy_is_recorded_and_retried(orthanc, monkey
     real_request = OrthancClient.request
     calls = []
 
-    def second_series_fails(self, method, path, **kwargs):
-        # The first series is really copied; Orthanc "fails" on the second.
-        if path.endswith("/anonymize"):
+    def reading_the_copy_fails(self, method, path, **kwargs):
+        # The copy is really made; Orthanc "fails" while its instances are read back.
+        if path.startswith("series/") and path.endswith("/instances"):
             calls.append(path)
-            if len(calls) == 2:
-                raise OrthancError(f"Orthanc {method} /{path} returned HTTP 500", status_code=500)
+            raise OrthancError(f"Orthanc {method} /{path} returned HTTP 500", status_code=500)
         return real_request(self, method, path, **kwargs)
 
-    monkeypatch.setattr(OrthancClient, "request", second_series_fails)
+    monkeypatch.setattr(OrthancClient, "request", reading_the_copy_fails)
     with pytest.raises(Unavailable):
         study_deidentify(actor=qc, study=study, project="teaching")
 
     export = DeidExport.objects.get()
     assert export.status == DeidExportStatus.FAILED and "HTTP 500" in export.error
+    assert calls, "the copy was made before the failure"
     assert orthanc.client.studies() == [orthanc_id]  # the half-made copy was deleted
     assert AuditEntry.objects.order_by("-id").first().action == "deid_export.fail"
 
@@ -389,7 +418,7 @@ def test_failure_half_way_leaves_no_copy_is_recorded_and_retried(orthanc, monkey
     assert (again.instance_count, again.error) == (6, "")
     assert len(orthanc.client.studies()) == 2
     assert len(_copy_files(orthanc, again)) == 6
-    assert Pseudonym.objects.count() == 5  # the failed attempt's pseudonyms were reused
+    assert Pseudonym.objects.count() == 2  # the failed attempt's pseudonyms were reused
 
 
 @pytest.mark.parametrize("project", ["", "has space", "x" * 65, "../etc", "-leading"])
