@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+
 from celery import shared_task
 
+from core.exceptions import DomainError
 from dicom.orthanc_client import OrthancError
+
+logger = logging.getLogger(__name__)
 
 
 @shared_task(
@@ -43,3 +48,33 @@ def reconcile_orthanc_changes() -> dict:
         "ingested": result.ingested,
         "locked": result.skipped_locked,
     }
+
+
+@shared_task(bind=True, autoretry_for=(OrthancError,), retry_backoff=5, retry_backoff_max=300, max_retries=3)
+def deidentify_study_task(self, study_id: int, project: str, user_id: int) -> int | None:
+    """Make the de-identified copy of a study for a project, on behalf of the user who asked.
+
+    A refusal or failure is a ``DomainError``: the service has recorded it (a failed export row
+    with the reason, which the requester sees in the export list; an audit entry), and the same
+    call would fail the same way, so it is logged and not retried. The export id, or None when
+    nothing was made.
+    """
+    from core.models import User
+    from dicom.models import Study
+    from dicom.services.deid import study_deidentify
+
+    actor = User.objects.filter(pk=user_id, is_active=True).first()
+    study = Study.objects.filter(pk=study_id).first()
+    if actor is None or study is None:
+        logger.warning("deid: study %s or active user %s not found; nothing exported", study_id, user_id)
+        return None
+    try:
+        export = study_deidentify(actor=actor, study=study, project=project, record_refusal=True)
+    except DomainError as exc:
+        # The message names no patient: the service keeps tag values out of its errors.
+        logger.warning("deid: study %s for project %s refused or failed: %s", study_id, project, exc.message)
+        return None
+    logger.info(
+        "deid: study %s for project %s is %s (export %s)", study_id, project, export.status, export.pk
+    )
+    return export.pk

@@ -24,3 +24,16 @@ urlpatterns += [
     path("orders/<int:pk>/start/", OrderStartApi.as_view(), name="dicom-order-start"),
     path("orthanc/worklist/", OrthancWorklistApi.as_view(), name="dicom-orthanc-worklist"),
 ]
+
+# De-identified exports for teaching and research: asked for per study, made by a worker.
+from dicom.api.deid import DeidExportDetailApi, DeidExportListApi, StudyDeidExportRequestApi  # noqa: E402
+
+urlpatterns += [
+    path(
+        "studies/<int:study_id>/deid-exports/",
+        StudyDeidExportRequestApi.as_view(),
+        name="dicom-study-deid-exports",
+    ),
+    path("deid-exports/", DeidExportListApi.as_view(), name="dicom-deid-exports"),
+    path("deid-exports/<int:pk>/", DeidExportDetailApi.as_view(), name="dicom-deid-export"),
+]

@@ -75,13 +75,22 @@ class _TakenOver(Conflict):
 
 
 def study_deidentify(
-    *, actor: User, study: Study, project: str, request: HttpRequest | None = None
+    *,
+    actor: User,
+    study: Study,
+    project: str,
+    request: HttpRequest | None = None,
+    record_refusal: bool = False,
 ) -> DeidExport:
     """Make (or return) the de-identified copy of ``study`` for ``project`` in Orthanc.
 
     QC officers and admins only. Idempotent per (study, project): a finished export whose copy
     is still in Orthanc is returned as it is; if the copy was deleted, or the last attempt
     failed, it is made again with the same patient pseudonym and Study Instance UID.
+
+    A study that cannot be exported (gone from Orthanc, no Patient ID, burned-in annotation)
+    raises before any export row exists; with ``record_refusal`` (the background task, whose
+    caller only sees the export list) the refusal is also recorded as a failed export.
     """
     if not actor.is_authenticated or not actor.has_role(*ALLOWED_ROLES):
         raise AccessDenied("Only QC officers and administrators may export de-identified studies")
@@ -97,7 +106,14 @@ def study_deidentify(
         finished = existing if existing is not None and existing.status == DeidExportStatus.DONE else None
         if finished is not None and orthanc_has_study(client, finished.deid_orthanc_id):
             return finished
-        source = read_source(client, study.orthanc_id)
+        try:
+            source = read_source(client, study.orthanc_id)
+        except DomainError as exc:
+            if record_refusal:
+                _export_refused(
+                    study=study, project=project, actor=actor, message=exc.message, request=request
+                )
+            raise
         export, claimed = _export_claim(study=study, project=project, actor=actor, seen=existing)
         if not claimed:
             return export
@@ -120,6 +136,32 @@ def study_deidentify(
 
 
 # --- the export row --------------------------------------------------------------------------------
+
+
+def _export_refused(
+    *, study: Study, project: str, actor: User, message: str, request: HttpRequest | None
+) -> None:
+    """Record a refusal as a failed export (a running or finished one is left alone)."""
+    with transaction.atomic():
+        export, created = DeidExport.objects.select_for_update().get_or_create(
+            study=study,
+            project=project,
+            defaults={"requested_by": actor, "status": DeidExportStatus.FAILED, "error": message},
+        )
+        if not created:
+            if export.status != DeidExportStatus.FAILED:
+                return
+            export.requested_by, export.error = actor, message
+            export.save(update_fields=["requested_by", "error", "updated_at"])
+        audit_record(
+            actor=actor,
+            action="deid_export.fail",
+            obj=export,
+            patient_data=True,
+            patient_id=study.patient_id,
+            details={"project": project, "study": study.pk, "error": message},
+            request=request,
+        )
 
 
 def _export_claim(
