@@ -454,6 +454,7 @@ def test_manage_orthanc_renders_secure_config(tmp_path, settings):
     assert config["HttpPort"] == 18042
     assert config["OrthancExplorerEnabled"] is False
     assert config["WebDavEnabled"] is False
+    assert config["HttpCompressionEnabled"] is False  # private link: gzip only costs CPU
     for option in (
         "DicomAlwaysAllowStore",
         "DicomAlwaysAllowEcho",
