@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
-from django.db.models import QuerySet
 from django.urls import reverse
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
@@ -19,14 +18,13 @@ from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core.access import scope_for_user
-from core.exceptions import InvalidInput, NotFound
+from core.exceptions import InvalidInput
 from core.on_commit import on_commit
 from core.services import audit_record
-from dicom.models import DeidExport, Study
+from dicom.models import DeidExport
 from dicom.orthanc_client import ORTHANC_ID_RE
+from dicom.selectors_deid import deid_export_get_for_user, deid_export_list_for_user, study_for_export
 from dicom.services.deid import ALLOWED_ROLES, PROJECT_RE
-from dicom.study_access import studies_visible_to, user_sees_all_studies
 from dicom.tasks import deidentify_study_task
 
 PROJECT_MESSAGE = "project must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
@@ -37,41 +35,6 @@ class IsDeidStaff(BasePermission):
 
     def has_permission(self, request, view) -> bool:
         return bool(request.user.is_authenticated and request.user.has_role(*ALLOWED_ROLES))
-
-
-# --- reads (selectors; dicom/selectors.py is the natural home once this settles) -------------------
-
-
-def _study_for_export(user, study_id: int) -> Study:
-    """A study ``user`` may see, else ``NotFound`` (the same answer for one that does not exist)."""
-    study = studies_visible_to(user).filter(pk=study_id).first()
-    if study is None:
-        raise NotFound("No study matches the given id")
-    return study
-
-
-def deid_export_list_for_user(
-    user, *, study: int | None = None, project: str | None = None
-) -> QuerySet[DeidExport]:
-    """Exports of the studies ``user`` may see, newest first; ``instance_uids`` is not loaded."""
-    if not (getattr(user, "is_authenticated", False) and user.has_role(*ALLOWED_ROLES)):
-        return DeidExport.objects.none()
-    exports = scope_for_user(user, DeidExport.objects.all())
-    if not user_sees_all_studies(user):
-        exports = exports.filter(study__in=studies_visible_to(user))
-    if study is not None:
-        exports = exports.filter(study_id=study)
-    if project:
-        exports = exports.filter(project=project)
-    # The original-to-copy UID map can hold thousands of entries and is never shown.
-    return exports.select_related("requested_by").defer("instance_uids").order_by("-created_at", "-pk")
-
-
-def deid_export_get_for_user(user, pk: int) -> DeidExport:
-    export = deid_export_list_for_user(user).filter(pk=pk).first()
-    if export is None:
-        raise NotFound("No de-identified export matches the given id")
-    return export
 
 
 # --- serializers ------------------------------------------------------------------------------------
@@ -150,7 +113,7 @@ class StudyDeidExportRequestApi(APIView):
         body = DeidRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         project = body.validated_data["project"]
-        study = _study_for_export(request.user, study_id)
+        study = study_for_export(request.user, study_id)
         if not ORTHANC_ID_RE.match(study.orthanc_id or ""):
             raise InvalidInput("The study has no valid Orthanc id")
         pk, user_id = study.pk, request.user.pk
