@@ -52,10 +52,9 @@ def test_database_url() -> str:
 test_database_url.__test__ = False  # type: ignore[attr-defined]  # not a test, despite the name
 
 
-@contextmanager
-def running_daphne(log_name: str, **env_overrides: str) -> Iterator[str]:
-    """Start daphne on a free port against the test database and Orthanc settings; yield its URL."""
-    (port,) = free_ports(1)
+def server_env(**overrides: str) -> dict[str, str]:
+    """The environment of a server subprocess (daphne, a Celery worker) on the test database and
+    the test's Orthanc settings."""
     env = {
         **os.environ,
         "DATABASE_URL": test_database_url(),
@@ -63,9 +62,17 @@ def running_daphne(log_name: str, **env_overrides: str) -> Iterator[str]:
         "ORTHANC_USERNAME": settings.ORTHANC_USERNAME,
         "ORTHANC_PASSWORD": settings.ORTHANC_PASSWORD,
         "DJANGO_SETTINGS_MODULE": "config.settings",
-        **env_overrides,
+        **overrides,
     }
     env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+    return env
+
+
+@contextmanager
+def running_daphne(log_name: str, **env_overrides: str) -> Iterator[str]:
+    """Start daphne on a free port against the test database and Orthanc settings; yield its URL."""
+    (port,) = free_ports(1)
+    env = server_env(**env_overrides)
     LOGS.mkdir(parents=True, exist_ok=True)
     log_path = LOGS / log_name
     with log_path.open("wb") as log:

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 from django.conf import settings
 
-from tests.browser_support import LOGS, stop_subprocess, test_database_url
+from tests.browser_support import LOGS, server_env, stop_subprocess
 
 
 def broker_url(broker_db: int) -> str:
@@ -40,17 +40,7 @@ def running_celery_worker(
     import redis
 
     redis.Redis.from_url(broker).flushdb()  # tasks left over from an interrupted run
-    env = {
-        **os.environ,
-        "DATABASE_URL": test_database_url(),
-        "CELERY_BROKER_URL": broker,
-        "ORTHANC_URL": settings.ORTHANC_URL,
-        "ORTHANC_USERNAME": settings.ORTHANC_USERNAME,
-        "ORTHANC_PASSWORD": settings.ORTHANC_PASSWORD,
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-        **env_overrides,
-    }
-    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+    env = server_env(CELERY_BROKER_URL=broker, **env_overrides)
     LOGS.mkdir(parents=True, exist_ok=True)
     log_path = LOGS / log_name
     schedule = log_path.with_suffix(".beat-schedule")

@@ -237,40 +237,54 @@ def _mirror_row(info: OrthancStudy, client: OrthancClient) -> tuple[Study | None
     return None, holder
 
 
-def _store_conflict(
-    info: OrthancStudy, *, holder: Study, stable_seq: int | None, stable_at: datetime, source: str
+def _store_new(
+    info: OrthancStudy, *, holder: Study | None, stable_seq: int | None, stable_at: datetime, source: str
 ) -> IngestOutcome:
-    """Mirror a second Orthanc study under an already held UID beside the first, in the queue."""
+    """Mirror a study seen for the first time: matched to its order, or unmatched, or (``holder``:
+    its UID is already held under another patient ID) kept beside that one in the queue."""
+    order, method = _match_order(info) if holder is None else (None, "")
+    if holder is not None:
+        status = IngestStatus.UID_CONFLICT
+    else:
+        status = IngestStatus.MATCHED if order else IngestStatus.UNMATCHED
     study = Study.objects.create(
         orthanc_id=info.orthanc_id,
         study_instance_uid=info.study_uid,
         uid_conflict_with=holder,
-        unit=Unit.objects.filter(ae_title=info.source_aet).first(),
-        ingest_status=IngestStatus.UID_CONFLICT,
+        order=order,
+        hospital=order.hospital if order else None,
+        unit=order.unit if order else Unit.objects.filter(ae_title=info.source_aet).first(),
+        ingest_status=status,
+        match_method=method,
         stable_seq=stable_seq,
         stable_at=stable_at,
         **_study_fields(info),
     )
+    details: dict[str, Any] = {
+        "source": source,
+        "orthanc_id": info.orthanc_id,
+        "instances": info.number_of_instances,
+    }
+    if holder is None:
+        details["matched"] = method or "unmatched"
+    else:
+        details.update(conflicts_with=holder.pk, conflicts_with_orthanc_id=holder.orthanc_id)
+        logger.warning(
+            "ingest: Orthanc study %s reuses StudyInstanceUID of study %s under another patient ID; "
+            "kept in the reconciliation queue",
+            info.orthanc_id,
+            holder.pk,
+        )
     audit_record(
         actor=None,
-        action="study.uid_conflict",
+        action="study.ingest" if holder is None else "study.uid_conflict",
         obj=study,
         patient_data=True,
         patient_id=info.patient_id,
-        details={
-            "source": source,
-            "orthanc_id": info.orthanc_id,
-            "conflicts_with": holder.pk,
-            "conflicts_with_orthanc_id": holder.orthanc_id,
-            "instances": info.number_of_instances,
-        },
+        details=details,
     )
-    logger.warning(
-        "ingest: Orthanc study %s reuses StudyInstanceUID of study %s under another patient ID; "
-        "kept in the reconciliation queue",
-        info.orthanc_id,
-        holder.pk,
-    )
+    if order is not None:
+        order_mark_acquired(order=order)
     _sync_series(study, info)
     return IngestOutcome(study=study, created=True)
 
@@ -284,65 +298,32 @@ def _store_locked(
     source: str,
 ) -> IngestOutcome:
     study, holder = _mirror_row(info, client)
-    created = study is None
     now = stable_at or timezone.now()
-    if holder is not None:
-        return _store_conflict(info, holder=holder, stable_seq=stable_seq, stable_at=now, source=source)
     if study is None:
-        order, method = _match_order(info)
-        unit = order.unit if order else Unit.objects.filter(ae_title=info.source_aet).first()
-        study = Study.objects.create(
-            orthanc_id=info.orthanc_id,
-            study_instance_uid=info.study_uid,
-            order=order,
-            hospital=order.hospital if order else None,
-            unit=unit,
-            ingest_status=IngestStatus.MATCHED if order else IngestStatus.UNMATCHED,
-            match_method=method,
-            stable_seq=stable_seq,
-            stable_at=now,
-            **_study_fields(info),
-        )
-        audit_record(
-            actor=None,
-            action="study.ingest",
-            obj=study,
-            patient_data=True,
-            patient_id=info.patient_id,
-            details={
-                "source": source,
-                "orthanc_id": info.orthanc_id,
-                "matched": method or "unmatched",
-                "instances": info.number_of_instances,
-            },
-        )
-        if order is not None:
-            order_mark_acquired(order=order)
-        changed = False
-    else:
-        changed = study.orthanc_last_update != info.last_update or study.number_of_instances != (
-            info.number_of_instances
-        )
-        if not changed:
-            return IngestOutcome(study=study)
-        for name, value in _study_fields(info).items():
-            setattr(study, name, value)
-        study.orthanc_id = info.orthanc_id
-        study.stable_seq = stable_seq if stable_seq is not None else study.stable_seq
-        study.stable_at = now
-        study.qc_outcome = QCOutcome.PENDING
-        study.routable_at = None
-        study.save()
-        audit_record(
-            actor=None,
-            action="study.update",
-            obj=study,
-            patient_data=True,
-            patient_id=info.patient_id,
-            details={"source": source, "instances": info.number_of_instances},
-        )
+        return _store_new(info, holder=holder, stable_seq=stable_seq, stable_at=now, source=source)
+    changed = study.orthanc_last_update != info.last_update or study.number_of_instances != (
+        info.number_of_instances
+    )
+    if not changed:
+        return IngestOutcome(study=study)
+    for name, value in _study_fields(info).items():
+        setattr(study, name, value)
+    study.orthanc_id = info.orthanc_id
+    study.stable_seq = stable_seq if stable_seq is not None else study.stable_seq
+    study.stable_at = now
+    study.qc_outcome = QCOutcome.PENDING
+    study.routable_at = None
+    study.save()
+    audit_record(
+        actor=None,
+        action="study.update",
+        obj=study,
+        patient_data=True,
+        patient_id=info.patient_id,
+        details={"source": source, "instances": info.number_of_instances},
+    )
     _sync_series(study, info)
-    return IngestOutcome(study=study, created=created, changed=changed)
+    return IngestOutcome(study=study, changed=True)
 
 
 def _study_fields(info: OrthancStudy) -> dict[str, Any]:

@@ -12,6 +12,7 @@ until the time limit.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable
@@ -153,6 +154,7 @@ def plan_ortools(
         routing.AddAtSolutionCallback(at_solution)
 
     initial = None
+    greedy = None
     if warm_start:
         greedy = plan_greedy(inp, travel)
         node_of = {r.id: n_units + k for k, r in enumerate(requests)}
@@ -184,10 +186,20 @@ def plan_ortools(
             index = solution.Value(routing.NextVar(index))
         if stops:
             routes[vehicle] = stops
-    return build_result(
+    result = build_result(
         inp, travel, routes, wall_seconds=time.perf_counter() - started,
         status=status, solver="ortools", reasons=reasons,
     )  # fmt: skip
+    if greedy is not None and greedy.weighted_served > result.weighted_served + 1e-9:
+        # The warm start trims greedy routes that only fit crew hours in exact minutes; if the
+        # search ran out of time before serving those requests again, the greedy plan is better.
+        return dataclasses.replace(
+            greedy,
+            wall_seconds=time.perf_counter() - started,
+            status=f"{status}; greedy plan kept (served more)",
+            solver="ortools",
+        )
+    return result
 
 
 def _trim_to_integer_time(route: list[int], depot: int, tmin: list[list[int]], limit: int) -> None:

@@ -155,3 +155,20 @@ def associate(
     return storage_scu(calling_aet).associate(
         host, port, ae_title=called_aet, bind_address=(bind_host, 0), evt_handlers=NODELAY_HANDLERS
     )
+
+
+def send_synthetic(orthanc, datasets: list[Dataset]) -> str:
+    """C-STORE ``datasets`` (one study) from the fixture's van AE as dicom.synth sends them; the
+    Orthanc study id."""
+    from dicom.synth import send_study
+
+    result = send_study(
+        datasets,
+        host="127.0.0.1",
+        port=orthanc.dicom_port,
+        calling_aet=orthanc.scu_aet,
+        called_aet=orthanc.aet,
+    )
+    assert result.ok, result.failed
+    (match,) = [r for r in orthanc.client.lookup(datasets[0].StudyInstanceUID) if r["Type"] == "Study"]
+    return match["ID"]

@@ -15,7 +15,7 @@ from dicom.services.ingest import study_ingest
 from dicom.services.reconcile import reconcile_changes, study_link_order
 from dicom.tasks import ingest_study_task
 from tests.core.factories import UserFactory
-from tests.dicom.dicom_factory import associate, ct_series, to_bytes
+from tests.dicom.dicom_factory import associate, ct_series, send_synthetic, to_bytes
 from tests.dicom.factories import OrderFactory
 from tests.fleet.factories import UnitFactory
 
@@ -310,27 +310,12 @@ def test_nudge_and_reconciler_racing_on_one_study_make_one_study(orthanc):
 # --- the whole path with realistic studies: ingest -> QC -> routable (or not) -----------------
 
 
-def _send_synth(orthanc, datasets) -> str:
-    from dicom.synth import send_study
-
-    result = send_study(
-        datasets,
-        host="127.0.0.1",
-        port=orthanc.dicom_port,
-        calling_aet=orthanc.scu_aet,
-        called_aet=orthanc.aet,
-    )
-    assert result.ok, result.failed
-    (match,) = [r for r in orthanc.client.lookup(datasets[0].StudyInstanceUID) if r["Type"] == "Study"]
-    return match["ID"]
-
-
 def test_a_clean_study_passes_qc_and_becomes_routable(orthanc, django_capture_on_commit_callbacks):
     from dicom.synth import make_study, spec_from_order
 
     order = _order(orthanc)
     order.refresh_from_db()  # dates as date objects
-    study_id = _send_synth(
+    study_id = send_synthetic(
         orthanc, make_study(spec_from_order(order, slices_per_series=12, with_dose_sr=True))
     )
     nudge = _wait_stable(orthanc, study_id)
@@ -370,7 +355,7 @@ def test_a_defective_study_fails_qc_is_not_routable_and_the_van_is_told(
     channel = async_to_sync(layer.new_channel)()
     async_to_sync(layer.group_add)(unit_qc_group(order.unit_id), channel)
     spec = spec_from_order(order, slices_per_series=12, defects={Defect.INSTANCE_GAP})
-    study_id = _send_synth(orthanc, make_study(spec))
+    study_id = send_synthetic(orthanc, make_study(spec))
     _wait_stable(orthanc, study_id)
 
     with django_capture_on_commit_callbacks(execute=True):

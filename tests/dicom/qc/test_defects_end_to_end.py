@@ -9,7 +9,8 @@ import pytest
 
 from dicom.models import Study
 from dicom.services.ingest import study_ingest
-from dicom.synth import Defect, make_study, send_study, spec_from_order
+from dicom.synth import Defect, make_study, spec_from_order
+from tests.dicom.dicom_factory import send_synthetic
 from tests.dicom.factories import OrderFactory
 from tests.fleet.factories import UnitFactory
 
@@ -38,17 +39,7 @@ def test_each_synthetic_defect_is_reported_by_its_rule(orthanc, django_capture_o
         order.refresh_from_db()  # dates as date objects
         with_sr = defect is not Defect.WRONG_MODALITY  # the "CT" is then an MR: no CT dose SR
         spec = spec_from_order(order, slices_per_series=8, with_dose_sr=with_sr, defects={defect})
-        datasets = make_study(spec)
-        result = send_study(
-            datasets,
-            host="127.0.0.1",
-            port=orthanc.dicom_port,
-            calling_aet=orthanc.scu_aet,
-            called_aet=orthanc.aet,
-        )
-        assert result.ok, (defect, result.failed)
-        (match,) = [r for r in orthanc.client.lookup(datasets[0].StudyInstanceUID) if r["Type"] == "Study"]
-        sent[defect] = match["ID"]
+        sent[defect] = send_synthetic(orthanc, make_study(spec))
 
     for defect, orthanc_id in sent.items():
         orthanc.nudges.wait_for_study(orthanc_id, timeout=orthanc.stable_age + 20)
