@@ -61,7 +61,7 @@ BASIC_PROFILE_CODE = {
 }
 PROJECT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 ALLOWED_ROLES = (Role.QC_OFFICER, Role.ADMIN)
-# One synchronous job rewrites a whole series; large CT series take a while.
+# One synchronous job rewrites the whole study; large CT studies take a while.
 ANONYMIZE_TIMEOUT = 600.0
 # A running export untouched for this long was abandoned (its worker died): another may take over.
 STALE_AFTER = timedelta(minutes=30)
