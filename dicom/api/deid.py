@@ -13,11 +13,11 @@ from urllib.parse import urlencode
 from django.urls import reverse
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
-from rest_framework.pagination import PageNumberPagination
 from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.api.pagination import StandardPagination
 from core.exceptions import InvalidInput
 from core.on_commit import on_commit
 from core.services import audit_record
@@ -77,12 +77,6 @@ class DeidRequestSerializer(serializers.Serializer):
 class DeidListQuerySerializer(serializers.Serializer):
     study = serializers.IntegerField(min_value=1, required=False)
     project = serializers.CharField(max_length=64, required=False)
-
-
-class DeidExportPagination(PageNumberPagination):
-    page_size = 50
-    page_size_query_param = "page_size"
-    max_page_size = 200
 
 
 # --- views ------------------------------------------------------------------------------------------
@@ -154,7 +148,7 @@ class DeidExportListApi(APIView):
         query = DeidListQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         exports = deid_export_list_for_user(request.user, **query.validated_data)
-        paginator = DeidExportPagination()
+        paginator = StandardPagination()
         page = paginator.paginate_queryset(exports, request, view=self) or []
         return paginator.get_paginated_response(DeidExportSerializer(page, many=True).data)
 

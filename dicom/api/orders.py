@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
-from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.api.pagination import StandardPagination
 from core.choices import OrganisationKind
 from core.exceptions import AccessDenied
 from core.models import Organisation
@@ -16,12 +16,6 @@ from dicom.models import Order
 from dicom.selectors import order_get_for_user, order_get_for_write, order_list_audit, order_list_for_user
 from dicom.services.orders import order_cancel, order_create, order_start
 from fleet.models import Unit
-
-
-class OrderPagination(PageNumberPagination):
-    page_size = 50
-    page_size_query_param = "page_size"
-    max_page_size = 200
 
 
 class OrderSerializer(serializers.ModelSerializer):
@@ -113,7 +107,7 @@ class OrderListCreateApi(APIView):
         query = OrderListQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         orders = order_list_for_user(request.user, **query.validated_data)
-        paginator = OrderPagination()
+        paginator = StandardPagination()
         page = paginator.paginate_queryset(orders, request, view=self) or []
         order_list_audit(request.user, page, request=request)
         return paginator.get_paginated_response(OrderSerializer(page, many=True).data)

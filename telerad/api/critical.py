@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers
-from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.access import get_for_user
+from core.api.pagination import StandardPagination
 from core.choices import Role
 from core.exceptions import AccessDenied
 from core.services import audit_record
@@ -19,12 +19,6 @@ from telerad.services.critical import (
     critical_results_for_user,
 )
 from telerad.services.notifications import notification_get_own, notification_mark_read
-
-
-class Pagination(PageNumberPagination):
-    page_size = 50
-    page_size_query_param = "page_size"
-    max_page_size = 200
 
 
 class CriticalResultSerializer(serializers.ModelSerializer):
@@ -82,7 +76,7 @@ class CriticalResultListApi(APIView):
         results = critical_results_for_user(request.user)
         if query.validated_data.get("status"):
             results = results.filter(status=query.validated_data["status"])
-        paginator = Pagination()
+        paginator = StandardPagination()
         page = paginator.paginate_queryset(results.order_by("-flagged_at", "-id"), request, view=self) or []
         if page:
             audit_record(
@@ -142,7 +136,7 @@ class NotificationListApi(APIView):
         notifications = Notification.objects.filter(recipient_id=request.user.pk)
         if request.query_params.get("unread") in ("1", "true", "yes"):
             notifications = notifications.filter(read_at__isnull=True)
-        paginator = Pagination()
+        paginator = StandardPagination()
         page = paginator.paginate_queryset(notifications.order_by("-created_at", "-id"), request, view=self)
         return paginator.get_paginated_response(NotificationSerializer(page or [], many=True).data)
 
