@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -38,7 +39,7 @@ def _route_after_commit(study_id: int) -> None:
 def study_qc_run(*, study_id: int) -> QCResult:
     study = Study.objects.select_related("order", "unit").get(pk=study_id)
     client = orthanc_client_from_settings()
-    headers = load_study_headers(client, study.orthanc_id)
+    headers = load_study_headers(client, study.orthanc_id, per_series=settings.QC_HEADERS_PER_SERIES)
     context = QCContext(
         headers=headers,
         order=study.order,

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import datetime
 import unicodedata
+from collections import Counter
 from typing import TYPE_CHECKING, ClassVar
 
 from dicom.choices import QCSeverity
 from dicom.qc.base import Finding, QCContext, Rule, plural
-from dicom.qc.headers import InstanceHeaders, SeriesHeaders, tag_text
+from dicom.qc.headers import GROUPING_TAGS, INDEX_INSTANCE_TAGS, InstanceHeaders, SeriesHeaders, tag_text
 
 if TYPE_CHECKING:
     from dicom.models import Order
@@ -38,24 +39,37 @@ def required_tags(instance: InstanceHeaders) -> tuple[str, ...]:
 class RequiredTagsRule(Rule):
     id = "required_tags"
     severity = QCSeverity.FAIL
-    description = "Identifying and geometry tags are present and not empty in every instance."
+    description = (
+        "Identifying and geometry tags are present and not empty: in every instance for what "
+        "Orthanc's index keeps (SOP Instance UID, image position and orientation, patient, study "
+        "and series identity), in every instance read for the others."
+    )
 
     def check(self, context: QCContext) -> list[Finding]:
         findings = []
         for series in context.headers.series:
-            missing: dict[str, int] = {}
+            missing: Counter[str] = Counter()
+            checked: Counter[str] = Counter()
             for instance in series.instances:
                 for tag in required_tags(instance):
+                    if not instance.complete and tag not in INDEX_INSTANCE_TAGS and tag not in GROUPING_TAGS:
+                        continue  # not in Orthanc's index: judged on the instances read
+                    checked[tag] += 1
                     if tag_text(instance.tags, tag) is None:
-                        missing[tag] = missing.get(tag, 0) + 1
+                        missing[tag] += 1
             total = len(series.instances)
             for tag, count in missing.items():
-                findings.append(
-                    self.fail(
-                        f"{tag} is missing or empty in {count} of {plural(total, 'instance')}",
-                        series=series.uid,
-                    )
-                )
+                if checked[tag] == total:
+                    where = f"{count} of {plural(total, 'instance')}"
+                else:
+                    where = f"{count} of the {checked[tag]} instances read (of {total})"
+                findings.append(self.fail(f"{tag} is missing or empty in {where}", series=series.uid))
+        headers = context.headers
+        if headers.number_read < headers.number_of_instances:
+            context.notes[self.id] = (
+                f"complete headers read for {headers.number_read} of {headers.number_of_instances} "
+                "instances; Orthanc's index tags for all"
+            )
         return findings
 
 

@@ -1,7 +1,8 @@
 """The QC header loader and the Orthanc-backed checks against a real Orthanc (no mocks).
 
 Instances are built with pydicom (tests/dicom/qc/__init__.py), uploaded over REST, and read
-back through ``load_study_headers``: series, instances and tags as stored, a dose SR's nested
+back through ``load_study_headers``: series, instances and tags as stored (every header, or a
+sample of complete headers with every instance listed from Orthanc's index), a dose SR's nested
 content, the pixel check on a good and a truncated instance, and a whole QC run.
 """
 
@@ -64,13 +65,7 @@ def _upload(client, datasets: list[Dataset]) -> tuple[str, dict[str, dict[str, A
     return study_id, answers
 
 
-def test_loader_reads_every_series_instance_and_tag_in_two_calls(orthanc, monkeypatch):
-    client = orthanc.client
-    study_uid = generate_uid()
-    soft = _series(study_uid, 4, series_number=2, ctdivol=31.5)
-    bone = _series(study_uid, 2, series_number=3, thickness=1.0)
-    report = dose_sr_dataset(study_uid=study_uid, events=[(30.0, 300.0), (31.5, 320.0)], dlp_total=620.0)
-    study_id, answers = _upload(client, [*soft, *bone, report])
+def _counting(client, monkeypatch) -> list[tuple[str, str]]:
     calls: list[tuple[str, str]] = []
     request = client.request
 
@@ -79,12 +74,31 @@ def test_loader_reads_every_series_instance_and_tag_in_two_calls(orthanc, monkey
         return request(method, path, **kwargs)
 
     monkeypatch.setattr(client, "request", counting_request)
+    return calls
 
-    headers = load_study_headers(client, study_id)
 
-    assert calls == [("GET", f"studies/{study_id}/series"), ("GET", f"studies/{study_id}/instances-tags")]
+@pytest.mark.parametrize("per_series", [0, 5], ids=["every-header-in-one-call", "small-series-read-whole"])
+def test_loader_reads_every_series_instance_and_tag(orthanc, monkeypatch, per_series):
+    client = orthanc.client
+    study_uid = generate_uid()
+    soft = _series(study_uid, 4, series_number=2, ctdivol=31.5)
+    bone = _series(study_uid, 2, series_number=3, thickness=1.0)
+    report = dose_sr_dataset(study_uid=study_uid, events=[(30.0, 300.0), (31.5, 320.0)], dlp_total=620.0)
+    study_id, answers = _upload(client, [*soft, *bone, report])
+    calls = _counting(client, monkeypatch)
+
+    headers = load_study_headers(client, study_id, per_series=per_series)
+
+    if per_series == 0:
+        assert calls == [("GET", f"studies/{study_id}/series"), ("GET", f"studies/{study_id}/instances-tags")]
+    else:
+        # Series of at most 5 instances are read whole: one call per instance after the listings.
+        assert calls[:2] == [("GET", f"studies/{study_id}/series"), ("GET", f"studies/{study_id}/instances")]
+        assert sorted(calls[2:]) == sorted(
+            ("GET", f"instances/{answer['ID']}/simplified-tags") for answer in answers.values()
+        )
     assert headers.orthanc_id == study_id
-    assert headers.number_of_instances == 7
+    assert headers.number_of_instances == headers.number_read == 7
     expected = [soft, bone, [report]]
     assert [s.series_instance_uid for s in headers.series] == [
         group[0].SeriesInstanceUID for group in expected
@@ -107,6 +121,56 @@ def test_loader_reads_every_series_instance_and_tag_in_two_calls(orthanc, monkey
     assert [s.uid for s in headers.dose_sr_series] == [report.SeriesInstanceUID]
     # Simplified tags keep the SR's nested ContentSequence in full: no second call is needed.
     assert dose_from_reports(headers) == DoseEstimate(ctdivol_mgy=31.5, dlp_mgy_cm=620.0, source="dose SR")
+
+
+def test_loader_samples_complete_headers_and_lists_every_instance_from_the_index(orthanc, monkeypatch):
+    client = orthanc.client
+    study_uid = generate_uid()
+    images = _series(study_uid, 12, series_number=1, ctdivol=20.0)
+    report = dose_sr_dataset(study_uid=study_uid, events=[(20.0, 300.0)], dlp_total=300.0)
+    study_id, answers = _upload(client, [*images, report])
+    calls = _counting(client, monkeypatch)
+
+    headers = load_study_headers(client, study_id, per_series=3)
+
+    series, sr = headers.series
+    # First, middle and last by instance number (positions 0, 6, 11 of 12); the dose SR whole.
+    read = [int(i.tags["InstanceNumber"]) for i in series.instances if i.complete]
+    assert read == [1, 7, 12]
+    assert len(calls) == 2 + 3 + 1
+    assert headers.number_of_instances == 13 and headers.number_read == 4
+    assert [i.orthanc_id for i in series.instances] == [answers[ds.SOPInstanceUID]["ID"] for ds in images]
+    listed = series.instances[1]
+    assert not listed.complete
+    # What Orthanc indexes for each instance, and the identity its series guarantees; no more.
+    assert tag_text(listed.tags, "SOPInstanceUID") == images[1].SOPInstanceUID
+    assert tag_floats(listed.tags, "ImagePositionPatient") == [0.0, 0.0, 2.5]
+    assert tag_text(listed.tags, "PatientID") == PATIENT["PatientID"]
+    assert tag_text(listed.tags, "SeriesInstanceUID") == images[0].SeriesInstanceUID
+    assert "SliceThickness" not in listed.tags and "PatientName" not in listed.tags
+    assert listed.is_image and listed.modality == "CT" and not listed.is_multiframe
+    assert series.representative().tags["InstanceNumber"] in ("7", 7)
+    assert sr.is_dose_sr and all(i.complete for i in sr.instances)
+
+
+def test_sampled_qc_still_sees_every_instance_geometry_and_says_what_it_read(orthanc):
+    client = orthanc.client
+    study_uid = generate_uid()
+    images = _series(study_uid, 12, series_number=1, ctdivol=40.0)
+    del images[4].ImagePositionPatient  # not a sampled instance: found through the index
+    images[5].ImagePositionPatient = [0.0, 0.0, 40.0]  # a gap, also between the samples
+    report = dose_sr_dataset(study_uid=study_uid, events=[(40.0, 480.0)], dlp_total=480.0)
+    study_id, _ = _upload(client, [*images, report])
+    headers = load_study_headers(client, study_id, per_series=3)
+
+    result = run_rules(QCContext(headers, order=_order(), fetch_instance=client.instance_file))
+
+    messages = [(f["rule"], f["message"]) for f in result.findings]
+    assert ("required_tags", "ImagePositionPatient is missing or empty in 1 of 12 instances") in messages
+    assert any(rule == "series_complete" and "gap" in message for rule, message in messages)
+    assert result.rules_run[0]["note"] == (
+        "complete headers read for 4 of 13 instances; Orthanc's index tags for all"
+    )
 
 
 def test_pixel_check_passes_on_a_good_instance_and_fails_on_truncated_pixel_data(orthanc):

@@ -20,6 +20,7 @@ from dicom.models import Order
 from dicom.orthanc_client import OrthancError
 from dicom.qc import QCContext, Rule, StudyHeaders, get_protocols, run_rules
 from dicom.qc.base import Finding
+from dicom.qc.headers import GROUPING_TAGS, INDEX_INSTANCE_TAGS, InstanceHeaders, sample_positions
 from dicom.qc.rules import (
     BodyPartMatchRule,
     CtDoseRule,
@@ -204,6 +205,60 @@ def test_required_tags_fail_names_tag_and_count():
         ("fail", "AccessionNumber is missing or empty in 1 of 3 instances", CT_SERIES),
         ("fail", "StudyDate is missing or empty in 1 of 1 instance", SR_SERIES),
     ]
+
+
+def _sampled(slices: list[dict[str, Any]], read: set[int]) -> StudyHeaders:
+    """Headers as the sampling loader builds them: complete for ``read``, index tags elsewhere."""
+    instances = []
+    like = None
+    for n, tags in enumerate(slices):
+        if n in read:
+            like = like or InstanceHeaders(f"{n:08x}", tags)
+            instances.append(InstanceHeaders(f"{n:08x}", tags))
+    assert like is not None
+    for n, tags in enumerate(slices):
+        if n not in read:
+            index = {k: v for k, v in tags.items() if k in INDEX_INSTANCE_TAGS or k in GROUPING_TAGS}
+            instances.append(InstanceHeaders(f"{n:08x}", index, complete=False, like=like))
+    return StudyHeaders.from_instances(instances, orthanc_id="0000abcd-00000000-00000000-00000000-00000000")
+
+
+def test_required_tags_on_sampled_headers_counts_what_each_instance_could_show():
+    slices = ct_slices(6)
+    del slices[0]["SliceThickness"]  # read: counted among the instances read
+    del slices[2]["SliceThickness"]  # not read: Orthanc's index does not keep it
+    del slices[3]["ImagePositionPatient"]  # not read, but indexed: counted over every instance
+    study = _sampled(slices, read={0, 5})
+    ctx = QCContext(study, order=None, protocols=get_protocols({}))
+
+    findings = RequiredTagsRule().check(ctx)
+
+    assert messages(findings) == [
+        ("fail", "SliceThickness is missing or empty in 1 of the 2 instances read (of 6)", CT_SERIES),
+        ("fail", "ImagePositionPatient is missing or empty in 1 of 6 instances", CT_SERIES),
+    ]
+    assert (
+        ctx.notes["required_tags"]
+        == "complete headers read for 2 of 6 instances; Orthanc's index tags for all"
+    )
+    # An index-only instance is an image of its series' modality, like the instance read.
+    listed = study.series[0].instances[1]
+    assert not listed.complete and listed.is_image and listed.modality == "CT"
+    assert study.series[0].representative().orthanc_id == f"{5:08x}"
+
+
+@pytest.mark.parametrize(
+    ("count", "size", "expected"),
+    [
+        (3, 5, [0, 1, 2]),
+        (200, 5, [0, 50, 100, 149, 199]),
+        (12, 3, [0, 6, 11]),
+        (7, 1, [3]),
+        (4, 0, [0, 1, 2, 3]),
+    ],
+)
+def test_sample_positions_spread_first_to_last(count, size, expected):
+    assert sample_positions(count, size) == expected
 
 
 def test_required_tags_geometry_only_for_single_frame_ct_mr_images():
