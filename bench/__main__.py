@@ -2,7 +2,7 @@
 
     python -m bench                      # every benchmark
     python -m bench audit [--entries N]  # audit chain verification
-    python -m bench ingest [--studies N --slices N --size PX --stable-age S]
+    python -m bench ingest [--studies N --slices N --size PX --stable-age S --rounds N]
     python -m bench worklist [--tasks N --readers N --pools N --requests N --reported F]
     python -m bench fanout [--clients N --events N --servers N]  # needs REDIS_URL
     python -m bench telemetry [--units N --minutes N --interval S --batch S]
@@ -48,7 +48,13 @@ def _audit(args) -> bool:
 def _ingest(args) -> bool:
     from bench import ingest
 
-    result = ingest.run(studies=args.studies, slices=args.slices, size=args.size, stable_age=args.stable_age)
+    result = ingest.run(
+        studies=args.studies,
+        slices=args.slices,
+        size=args.size,
+        stable_age=args.stable_age,
+        rounds=args.rounds,
+    )
     return ingest.print_table(result)
 
 
@@ -118,6 +124,12 @@ def main() -> int:
     ingest_p.add_argument("--slices", type=int, default=200)
     ingest_p.add_argument("--size", type=int, default=512, help="rows = columns of each slice")
     ingest_p.add_argument("--stable-age", type=int, default=2, help="Orthanc StableAge (seconds)")
+    ingest_p.add_argument(
+        "--rounds",
+        type=int,
+        default=2,
+        help="rounds of fresh studies; even rounds send to the platform first",
+    )
     fanout_p = sub.add_parser("fanout", help="websocket fan-out to 1,000 readers vs bare channels-redis")
     fanout_p.add_argument("--clients", type=int, default=1000)
     fanout_p.add_argument("--events", type=int, default=50)

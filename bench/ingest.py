@@ -44,11 +44,10 @@ def _free_ports(count: int) -> list[int]:
         return ports
 
 
-def _make_orders(n: int):
+def _bench_site():
+    """The hospital, user and CT unit every round's orders are booked for."""
     from core.choices import OrganisationKind
     from core.models import Organisation, User
-    from dicom.models import Order
-    from dicom.uids import new_uid
     from fleet.models import Unit
 
     operator = Organisation.objects.create(
@@ -62,18 +61,26 @@ def _make_orders(n: int):
         operator=operator, name="Bench CT", modality="CT", ae_title=SCU_AET, capacity_per_day=500,
         depot_name="Bench", depot_latitude=30.0, depot_longitude=114.0,
     )  # fmt: skip
+    return hospital, user, unit
+
+
+def _make_orders(site, n: int, round_number: int):
+    from dicom.models import Order
+    from dicom.uids import new_uid
+
+    hospital, user, unit = site
     return [
         Order.objects.create(
             hospital=hospital,
             unit=unit,
             scheduled_date=date.today(),
-            accession_number=f"BENCH{i:06d}",
+            accession_number=f"BENCH{round_number}{i:05d}",
             study_instance_uid=new_uid(),
             requested_procedure="CT ABDOMEN",
             modality="CT",
             body_part="ABDOMEN",
-            patient_id=f"BP{i:06d}",
-            patient_name=f"BENCH^PATIENT{i}",
+            patient_id=f"BP{round_number}{i:05d}",
+            patient_name=f"BENCH^PATIENT{round_number}^{i}",
             patient_sex="F",
             patient_birth_date=date(1960 + i % 40, 1 + i % 12, 1 + i % 28),
             created_by=user,
@@ -113,11 +120,17 @@ def _orthanc(run_dir: Path, *, nudge_url: str, bare: bool, stable_age: int):
         name="bench",
         extra=extra,
     )
-    launcher.start(config, timeout=30)
+    pid = launcher.start(config, timeout=30)
     try:
-        yield config
+        yield config, pid
     finally:
         launcher.stop(config.run_dir, timeout=20)
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _settle() -> None:
@@ -201,23 +214,25 @@ def _run_platform(env, port, log_dir, venv_bin, procs, daphne_log, worker_log):
                 proc.kill()
 
 
-def _wait_routable(n: int, timeout: float) -> tuple[list[float], list[float]]:
+def _wait_routable(orders, timeout: float) -> tuple[list[float], list[float]]:
     """STABLE -> routable of each study, and of that STABLE -> mirrored (nudge, ingest task)."""
     from dicom.models import Study
 
+    n = len(orders)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         done = list(
-            Study.objects.filter(routable_at__isnull=False, stable_at__isnull=False).values_list(
-                "stable_at", "ingested_at", "routable_at"
-            )
+            Study.objects.filter(
+                order__in=orders, routable_at__isnull=False, stable_at__isnull=False
+            ).values_list("stable_at", "ingested_at", "routable_at")
         )
         if len(done) >= n:
             total = sorted((routable - stable).total_seconds() for stable, _ingested, routable in done)
             ingest = sorted((ingested - stable).total_seconds() for stable, ingested, _routable in done)
             return total, ingest
         time.sleep(0.5)
-    raise RuntimeError(f"only {Study.objects.filter(routable_at__isnull=False).count()}/{n} studies routable")
+    routable = Study.objects.filter(order__in=orders, routable_at__isnull=False).count()
+    raise RuntimeError(f"only {routable}/{n} studies routable")
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -226,81 +241,145 @@ def _pct(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
 
 
-def run(*, studies: int = 20, slices: int = 200, size: int = 512, stable_age: int = 2) -> dict:
+def _bare_run(work: Path, datasets, stable_age: int) -> dict:
+    with _orthanc(work / "bare", nudge_url="http://127.0.0.1:9/", bare=True, stable_age=stable_age) as (
+        cfg,
+        pid,
+    ):
+        _settle()
+        cpu = _cpu_seconds(pid)
+        sent, seconds = _send_all(cfg, datasets)
+        used = _cpu_seconds(pid) - cpu
+    return {"kind": "bare", "instances": sent, "seconds": seconds, "orthanc_cpu": used}
+
+
+def _platform_run(work: Path, datasets, orders, stable_age: int) -> dict:
+    (platform_port,) = _free_ports(1)
+    platform_url = f"http://127.0.0.1:{platform_port}"
+    with _orthanc(
+        work / "platform", nudge_url=platform_url + "/api/dicom/orthanc/nudge/", bare=False,
+        stable_age=stable_age,
+    ) as (cfg, pid):  # fmt: skip
+        env = _platform_env(cfg, os.environ["DATABASE_URL"], platform_url)
+        with _platform(env, platform_port, work):
+            _settle()
+            cpu = _cpu_seconds(pid)
+            sent, seconds = _send_all(cfg, datasets)
+            used = _cpu_seconds(pid) - cpu
+            latencies, to_ingest = _wait_routable(orders, timeout=120 + stable_age)
+    return {
+        "kind": "platform",
+        "instances": sent,
+        "seconds": seconds,
+        "orthanc_cpu": used,
+        "latencies": latencies,
+        "to_ingest": to_ingest,
+    }
+
+
+def run(
+    *, studies: int = 20, slices: int = 200, size: int = 512, stable_age: int = 2, rounds: int = 2
+) -> dict:
+    """``rounds`` rounds of fresh studies, each sent to a bare Orthanc and to Orthanc + platform;
+    odd rounds send to the platform first, so neither side always runs on a fresher machine."""
     from django.conf import settings
 
-    orders = _make_orders(studies)
-    t0 = time.perf_counter()
-    datasets = _studies(orders, slices, size)
-    generation = time.perf_counter() - t0
-    work = Path(tempfile.mkdtemp(prefix="caravan-bench-ingest-"))
-    try:
-        with _orthanc(
-            work / "bare", nudge_url="http://127.0.0.1:9/", bare=True, stable_age=stable_age
-        ) as cfg:
-            _settle()
-            bare_n, bare_s = _send_all(cfg, datasets)
-        # The bare run wrote ~2 GB: drop it and flush it to disk now, or the kernel's writeback of
-        # it would land in the platform run's time.
-        shutil.rmtree(work / "bare", ignore_errors=True)
-        (platform_port,) = _free_ports(1)
-        platform_url = f"http://127.0.0.1:{platform_port}"
-        db_url = os.environ["DATABASE_URL"]
-        with _orthanc(
-            work / "platform", nudge_url=platform_url + "/api/dicom/orthanc/nudge/", bare=False,
-            stable_age=stable_age,
-        ) as cfg:  # fmt: skip
-            env = _platform_env(cfg, db_url, platform_url)
-            with _platform(env, platform_port, work):
-                _settle()
-                plat_n, plat_s = _send_all(cfg, datasets)
-                latencies, to_ingest = _wait_routable(studies, timeout=120 + stable_age)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    if rounds < 1 or studies < 1:
+        raise ValueError("the ingest benchmark needs at least one round and one study")
+    site = _bench_site()
+    runs: list[dict] = []
+    generation = 0.0
+    for round_number in range(1, rounds + 1):
+        orders = _make_orders(site, studies, round_number)
+        t0 = time.perf_counter()
+        datasets = _studies(orders, slices, size)
+        generation += time.perf_counter() - t0
+        work = Path(tempfile.mkdtemp(prefix="caravan-bench-ingest-"))
+        try:
+            order = ("bare", "platform") if round_number % 2 else ("platform", "bare")
+            for kind in order:
+                if kind == "bare":
+                    result = _bare_run(work, datasets, stable_age)
+                else:
+                    result = _platform_run(work, datasets, orders, stable_age)
+                runs.append({**result, "round": round_number})
+                # Each run writes ~2 GB: drop it and flush it now, or the kernel's writeback of
+                # it would land in the next run's time.
+                shutil.rmtree(work / kind, ignore_errors=True)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        del datasets
     return {
         "database": settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1],
         "broker": "redis + celery worker" if os.environ.get("REDIS_URL") else "eager (in the web process)",
         "studies": studies,
         "slices": slices,
         "size": size,
+        "rounds": rounds,
         "generation_s": generation,
-        "bare": (bare_n, bare_s),
-        "platform": (plat_n, plat_s),
-        "latencies": latencies,
-        "to_ingest": to_ingest,
+        "runs": runs,
     }
 
 
+def _rate(runs: list[dict]) -> tuple[int, float, float]:
+    instances = sum(r["instances"] for r in runs)
+    seconds = sum(r["seconds"] for r in runs)
+    return instances, seconds, instances / seconds
+
+
 def print_table(result: dict) -> bool:
-    bare_n, bare_s = result["bare"]
-    plat_n, plat_s = result["platform"]
-    bare_rate, plat_rate = bare_n / bare_s, plat_n / plat_s
-    ratio = plat_rate / bare_rate
-    lat = result["latencies"]
-    p50, p95 = _pct(lat, 50), _pct(lat, 95)
+    runs = result["runs"]
     print(
-        f"\nIngest: {result['studies']} studies x {result['slices']} CT slices "
+        f"\nIngest: {result['rounds']} round(s) of {result['studies']} studies x {result['slices']} "
+        "CT slices "
         f"{result['size']}x{result['size']} (database {result['database']}, tasks {result['broker']}; "
         f"generated in {result['generation_s']:.1f} s)\n"
     )
     header = (
-        f"{'run':28} {'instances':>10} {'seconds':>8} {'inst/s':>9} {'ratio':>7} {'target':>8} {'met':>4}"
+        f"{'run':34} {'instances':>10} {'seconds':>8} {'inst/s':>9} {'ratio':>7} {'target':>8} {'met':>4}"
+        f" {'Orthanc CPU s':>14}"
     )
     print(header)
     print("-" * len(header))
-    print(f"{'bare Orthanc (baseline)':28} {bare_n:>10,} {bare_s:>8.2f} {bare_rate:>9.1f} {1.0:>7.3f}")
+    for round_number in range(1, result["rounds"] + 1):
+        in_round = [r for r in runs if r["round"] == round_number]
+        (bare,) = [r for r in in_round if r["kind"] == "bare"]
+        for r in in_round:
+            rate = r["instances"] / r["seconds"]
+            ratio = rate / (bare["instances"] / bare["seconds"])
+            label = f"round {round_number}: " + (
+                "bare Orthanc" if r["kind"] == "bare" else "Orthanc + platform"
+            )
+            print(
+                f"{label:34} {r['instances']:>10,} {r['seconds']:>8.2f} {rate:>9.1f} {ratio:>7.3f}"
+                f" {'':>8} {'':>4} {r['orthanc_cpu']:>14.1f}"
+            )
+    bare_n, bare_s, bare_rate = _rate([r for r in runs if r["kind"] == "bare"])
+    plat_n, plat_s, plat_rate = _rate([r for r in runs if r["kind"] == "platform"])
+    ratio = plat_rate / bare_rate
     ratio_ok = ratio >= TARGET_RATIO
+    bare_cpu = sum(r["orthanc_cpu"] for r in runs if r["kind"] == "bare")
+    plat_cpu = sum(r["orthanc_cpu"] for r in runs if r["kind"] == "platform")
+    print("-" * len(header))
     print(
-        f"{'Orthanc + platform':28} {plat_n:>10,} {plat_s:>8.2f} {plat_rate:>9.1f} {ratio:>7.3f}"
-        f" {'>= 0.95':>8} {'yes' if ratio_ok else 'NO':>4}"
+        f"{'all rounds: bare Orthanc (baseline)':34} {bare_n:>10,} {bare_s:>8.2f} {bare_rate:>9.1f}"
+        f" {1.0:>7.3f}"
+        f" {'':>8} {'':>4} {bare_cpu:>14.1f}"
     )
+    print(
+        f"{'all rounds: Orthanc + platform':34} {plat_n:>10,} {plat_s:>8.2f} {plat_rate:>9.1f} {ratio:>7.3f}"
+        f" {'>= 0.95':>8} {'yes' if ratio_ok else 'NO':>4} {plat_cpu:>14.1f}"
+    )
+    print("(Orthanc CPU: what that Orthanc used while the van sent: storing, plus the platform's reads)")
+    lat = [value for r in runs if r["kind"] == "platform" for value in r["latencies"]]
+    ingest = [value for r in runs if r["kind"] == "platform" for value in r["to_ingest"]]
+    p50, p95 = _pct(lat, 50), _pct(lat, 95)
     p95_ok = p95 <= TARGET_P95_S
     print(
         f"\nSTABLE -> routable latency over {len(lat)} studies: p50 {p50 * 1000:.0f} ms, "
         f"p95 {p95 * 1000:.0f} ms, max {max(lat) * 1000:.0f} ms "
         f"(target p95 <= 500 ms: {'yes' if p95_ok else 'NO'})"
     )
-    ingest = result["to_ingest"]
     print(
         f"  of which STABLE -> mirrored (nudge, ingest task): p50 {_pct(ingest, 50) * 1000:.0f} ms, "
         f"p95 {_pct(ingest, 95) * 1000:.0f} ms; the rest is QC (headers from Orthanc, one image "
