@@ -65,6 +65,15 @@ def _upload(client, datasets: list[Dataset]) -> tuple[str, dict[str, dict[str, A
     return study_id, answers
 
 
+def _ct_with_dose_report(client, *, ctdivol: float, dlp: float, images: list[Dataset] | None = None):
+    """12 CT slices (or ``images``) and a one-event dose SR, uploaded: (study id, answers, images)."""
+    study_uid = images[0].StudyInstanceUID if images else generate_uid()
+    images = images or _series(study_uid, 12, series_number=1, ctdivol=ctdivol)
+    report = dose_sr_dataset(study_uid=study_uid, events=[(ctdivol, dlp)], dlp_total=dlp)
+    study_id, answers = _upload(client, [*images, report])
+    return study_id, answers, images
+
+
 def _counting(client, monkeypatch) -> list[tuple[str, str]]:
     calls: list[tuple[str, str]] = []
     request = client.request
@@ -125,10 +134,7 @@ def test_loader_reads_every_series_instance_and_tag(orthanc, monkeypatch, per_se
 
 def test_loader_samples_complete_headers_and_lists_every_instance_from_the_index(orthanc, monkeypatch):
     client = orthanc.client
-    study_uid = generate_uid()
-    images = _series(study_uid, 12, series_number=1, ctdivol=20.0)
-    report = dose_sr_dataset(study_uid=study_uid, events=[(20.0, 300.0)], dlp_total=300.0)
-    study_id, answers = _upload(client, [*images, report])
+    study_id, answers, images = _ct_with_dose_report(client, ctdivol=20.0, dlp=300.0)
     calls = _counting(client, monkeypatch)
 
     headers = load_study_headers(client, study_id, per_series=3)
@@ -155,12 +161,10 @@ def test_loader_samples_complete_headers_and_lists_every_instance_from_the_index
 
 def test_sampled_qc_still_sees_every_instance_geometry_and_says_what_it_read(orthanc):
     client = orthanc.client
-    study_uid = generate_uid()
-    images = _series(study_uid, 12, series_number=1, ctdivol=40.0)
+    images = _series(generate_uid(), 12, series_number=1, ctdivol=40.0)
     del images[4].ImagePositionPatient  # not a sampled instance: found through the index
     images[5].ImagePositionPatient = [0.0, 0.0, 40.0]  # a gap, also between the samples
-    report = dose_sr_dataset(study_uid=study_uid, events=[(40.0, 480.0)], dlp_total=480.0)
-    study_id, _ = _upload(client, [*images, report])
+    study_id, _, _ = _ct_with_dose_report(client, ctdivol=40.0, dlp=480.0, images=images)
     headers = load_study_headers(client, study_id, per_series=3)
 
     result = run_rules(QCContext(headers, order=_order(), fetch_instance=client.instance_file))
@@ -213,10 +217,7 @@ def test_dose_check_reads_ctdivol_and_dlp_from_a_stored_dose_sr(orthanc):
 
 def test_whole_qc_run_over_orthanc(orthanc):
     client = orthanc.client
-    study_uid = generate_uid()
-    images = _series(study_uid, 12, series_number=1, ctdivol=40.0)
-    report = dose_sr_dataset(study_uid=study_uid, events=[(40.0, 480.0)], dlp_total=480.0)
-    study_id, _ = _upload(client, [*images, report])
+    study_id, _, _ = _ct_with_dose_report(client, ctdivol=40.0, dlp=480.0)
     headers = load_study_headers(client, study_id)
 
     clean = run_rules(QCContext(headers, order=_order(), fetch_instance=client.instance_file))
