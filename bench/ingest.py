@@ -371,6 +371,10 @@ def print_table(result: dict) -> bool:
         f" {'>= 0.95':>8} {'yes' if ratio_ok else 'NO':>4} {plat_cpu:>14.1f}"
     )
     print("(Orthanc CPU: what that Orthanc used while the van sent: storing, plus the platform's reads)")
+    bare_rates = [r["instances"] / r["seconds"] for r in runs if r["kind"] == "bare"]
+    if len(bare_rates) > 1:
+        spread = (max(bare_rates) - min(bare_rates)) / min(bare_rates)
+        print(f"The machine's own noise: the bare runs differ by {spread:.1%} in inst/s.")
     lat = [value for r in runs if r["kind"] == "platform" for value in r["latencies"]]
     ingest = [value for r in runs if r["kind"] == "platform" for value in r["to_ingest"]]
     p50, p95 = _pct(lat, 50), _pct(lat, 95)

@@ -157,6 +157,9 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Added to the Celery worker's nice value at start (0-19; 0 leaves it): ingest, QC and sweeps
+# give way to Orthanc receiving a van's images when they share a host.
+WORKER_NICE = env_int("WORKER_NICE", 10, minimum=0, maximum=19)
 # The reconciler is the safety net under the Orthanc plugin's nudges: it walks /changes from a
 # stored cursor every few seconds (and once when a worker starts, see config/celery.py).
 RECONCILE_INTERVAL = env_int("RECONCILE_INTERVAL", 5, minimum=1)

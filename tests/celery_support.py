@@ -13,6 +13,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -31,12 +32,22 @@ def broker_url(broker_db: int) -> str:
     return urlunsplit((parts.scheme, parts.netloc, f"/{broker_db}", parts.query, parts.fragment))
 
 
+@dataclass(frozen=True)
+class WorkerProcess:
+    log: Path
+    pid: int
+
+    def nice(self) -> int:
+        """The worker process's nice value, as the kernel reports it (Linux /proc)."""
+        return int(Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()[16])
+
+
 @contextmanager
 def running_celery_worker(
     log_name: str, broker: str, *, beat: bool = False, **env_overrides: str
-) -> Iterator[Path]:
+) -> Iterator[WorkerProcess]:
     """A solo-pool Celery worker on the test database and ``broker`` (with ``beat``, the beat
-    schedule embedded: ``worker -B``), stopped afterwards; yields its log's path."""
+    schedule embedded: ``worker -B``), stopped afterwards; yields its log's path and pid."""
     import redis
 
     redis.Redis.from_url(broker).flushdb()  # tasks left over from an interrupted run
@@ -57,7 +68,7 @@ def running_celery_worker(
                 if process.poll() is not None or time.monotonic() > deadline:
                     pytest.fail(f"the Celery worker did not start; see {log_path}", pytrace=False)
                 time.sleep(0.2)
-            yield log_path
+            yield WorkerProcess(log_path, process.pid)
         finally:
             stop_subprocess(process, timeout=15)
             redis.Redis.from_url(broker).flushdb()

@@ -6,9 +6,11 @@ nudge."""
 
 from __future__ import annotations
 
+import os
 import time
 
 import pytest
+from django.conf import settings
 from pydicom.uid import generate_uid
 
 from dicom.models import IngestCursor, Study
@@ -52,14 +54,19 @@ def test_a_starting_worker_and_the_beat_ingest_what_no_nudge_reported(orthanc):
     assert not Study.objects.exists()
 
     # No beat: only the worker_ready hook can have run the reconciler.
-    with running_celery_worker("reconcile-start.log", broker) as log:
-        _wait_ingested(missed, timeout=30, log=log)
+    with running_celery_worker("reconcile-start.log", broker) as worker:
+        _wait_ingested(missed, timeout=30, log=worker.log)
+        # Background work gives way to Orthanc receiving images (WORKER_NICE, default 10).
+        assert worker.nice() == min(19, os.nice(0) + settings.WORKER_NICE) > os.nice(0)
     assert Study.objects.count() == 2
     assert IngestCursor.objects.get().last_seq > 0
 
     # With the beat every second: a study nobody nudges about is picked up within a few seconds.
-    with running_celery_worker("reconcile-beat.log", broker, beat=True, RECONCILE_INTERVAL="1") as log:
+    with running_celery_worker(
+        "reconcile-beat.log", broker, beat=True, RECONCILE_INTERVAL="1", WORKER_NICE="0"
+    ) as worker:
         later = _store(orthanc, "DOWN-3")
-        waited = _wait_ingested({later}, timeout=15, log=log)
+        waited = _wait_ingested({later}, timeout=15, log=worker.log)
+        assert worker.nice() == os.nice(0)  # WORKER_NICE=0 leaves it
     assert Study.objects.count() == 3  # nothing ingested twice
     assert waited < 10
