@@ -125,11 +125,16 @@ def _orthanc(run_dir: Path, *, nudge_url: str, bare: bool, stable_age: int):
         yield config, pid
     finally:
         launcher.stop(config.run_dir, timeout=20)
+        # A run writes ~2 GB: drop it now (the next run's _settle flushes what is left), or the
+        # kernel's writeback of it would land in the next run's time.
+        shutil.rmtree(run_dir, ignore_errors=True)
 
 
 def _cpu_seconds(pid: int) -> float:
     """User + system CPU time a process has used so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    from dicom.orthanc.launcher import proc_stat_fields
+
+    fields = proc_stat_fields(pid)
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
@@ -137,6 +142,14 @@ def _settle() -> None:
     """Start a timed run with no dirty pages left by what came before (generation, the other run)."""
     os.sync()
     time.sleep(1)
+
+
+def _timed_send(config, pid: int, datasets) -> tuple[int, float, float]:
+    """Settle, then send every study: instances stored, seconds, the Orthanc's CPU seconds."""
+    _settle()
+    cpu = _cpu_seconds(pid)
+    sent, seconds = _send_all(config, datasets)
+    return sent, seconds, _cpu_seconds(pid) - cpu
 
 
 def _send_all(config, studies) -> tuple[int, float]:
@@ -246,10 +259,7 @@ def _bare_run(work: Path, datasets, stable_age: int) -> dict:
         cfg,
         pid,
     ):
-        _settle()
-        cpu = _cpu_seconds(pid)
-        sent, seconds = _send_all(cfg, datasets)
-        used = _cpu_seconds(pid) - cpu
+        sent, seconds, used = _timed_send(cfg, pid, datasets)
     return {"kind": "bare", "instances": sent, "seconds": seconds, "orthanc_cpu": used}
 
 
@@ -262,10 +272,7 @@ def _platform_run(work: Path, datasets, orders, stable_age: int) -> dict:
     ) as (cfg, pid):  # fmt: skip
         env = _platform_env(cfg, os.environ["DATABASE_URL"], platform_url)
         with _platform(env, platform_port, work):
-            _settle()
-            cpu = _cpu_seconds(pid)
-            sent, seconds = _send_all(cfg, datasets)
-            used = _cpu_seconds(pid) - cpu
+            sent, seconds, used = _timed_send(cfg, pid, datasets)
             latencies, to_ingest = _wait_routable(orders, timeout=120 + stable_age)
     return {
         "kind": "platform",
@@ -281,7 +288,8 @@ def run(
     *, studies: int = 20, slices: int = 200, size: int = 512, stable_age: int = 2, rounds: int = 2
 ) -> dict:
     """``rounds`` rounds of fresh studies, each sent to a bare Orthanc and to Orthanc + platform;
-    odd rounds send to the platform first, so neither side always runs on a fresher machine."""
+    odd rounds send to the bare Orthanc first, even rounds to the platform, so neither side is
+    always sent second (the slower position on a busy machine)."""
     from django.conf import settings
 
     if rounds < 1 or studies < 1:
@@ -303,9 +311,6 @@ def run(
                 else:
                     result = _platform_run(work, datasets, orders, stable_age)
                 runs.append({**result, "round": round_number})
-                # Each run writes ~2 GB: drop it and flush it now, or the kernel's writeback of
-                # it would land in the next run's time.
-                shutil.rmtree(work / kind, ignore_errors=True)
         finally:
             shutil.rmtree(work, ignore_errors=True)
         del datasets

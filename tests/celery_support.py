@@ -39,7 +39,9 @@ class WorkerProcess:
 
     def nice(self) -> int:
         """The worker process's nice value, as the kernel reports it (Linux /proc)."""
-        return int(Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()[16])
+        from dicom.orthanc.launcher import proc_stat_fields
+
+        return int(proc_stat_fields(self.pid)[16])
 
 
 @contextmanager

@@ -143,6 +143,13 @@ def _log_tail(path: Path, lines: int = 25) -> str:
         return "(no log)"
 
 
+def proc_stat_fields(pid: int) -> list[str]:
+    """Fields of ``/proc/<pid>/stat`` after the command name (Linux): [0] state, [11] utime,
+    [12] stime (clock ticks), [16] nice. The name may hold spaces and parentheses, hence the
+    split at the last ")"."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
 def _is_alive(pid: int) -> bool:
     try:
         reaped, _ = os.waitpid(pid, os.WNOHANG)
@@ -157,9 +164,8 @@ def _is_alive(pid: int) -> bool:
     except PermissionError:
         return True
     try:
-        # A zombie still answers kill(0); its state letter follows the ")" of the name.
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return stat.rsplit(")", 1)[1].split()[0] != "Z"
+        # A zombie still answers kill(0); its state letter is the first field after the name.
+        return proc_stat_fields(pid)[0] != "Z"
     except (OSError, IndexError):
         return True
 

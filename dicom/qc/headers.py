@@ -381,9 +381,9 @@ def load_study_headers(
     for series_id, members in listed.items():
         members.sort(key=_instance_order)
         whole = (modality_of.get(series_id) or "").upper() in NON_IMAGE_MODALITIES
-        chosen = sample_positions(len(members), 0 if whole else per_series)
+        chosen = set(sample_positions(len(members), 0 if whole else per_series))
         read: dict[int, InstanceHeaders] = {}
-        for position in chosen:
+        for position in sorted(chosen):
             header = _read_tags(client, members[position].orthanc_id)
             if header is not None:
                 read[position] = InstanceHeaders(members[position].orthanc_id, header)
@@ -395,7 +395,7 @@ def load_study_headers(
         instances.extend(
             InstanceHeaders(member.orthanc_id, {**known, **member.tags}, complete=False, like=like)
             for position, member in enumerate(members)
-            if position not in read and position not in chosen
+            if position not in chosen  # read above, or gone since the listing
         )
     return StudyHeaders.from_instances(instances, orthanc_id=study_orthanc_id, series_orthanc_ids=series_ids)
 
