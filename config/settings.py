@@ -6,6 +6,7 @@ import os
 import pathlib
 import re
 import socket
+from datetime import timedelta
 from email.utils import parseaddr
 from typing import cast
 
@@ -51,7 +52,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
+    "knox",
+    "axes",
     "drf_spectacular",
     "channels",
     "core",
@@ -69,6 +71,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: turns a login refused for lockout into AXES_LOCKOUT_CALLABLE's page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -214,10 +218,53 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
+# Login lockout (django-axes; docs/security.md "Authentication"): this many wrong passwords for
+# one username from one address lock that username at that address for AUTH_LOCKOUT_MINUTES
+# after the last failure. Keyed on the pair so nobody can lock a colleague out from elsewhere.
+AUTH_LOCKOUT_FAILURES = env_int("AUTH_LOCKOUT_FAILURES", 50, minimum=1, maximum=1000)
+AUTH_LOCKOUT_MINUTES = env_int("AUTH_LOCKOUT_MINUTES", 30, minimum=1, maximum=7 * 24 * 60)
+AUTHENTICATION_BACKENDS = [
+    # First: refuses a locked-out username+address before any password is checked.
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = AUTH_LOCKOUT_FAILURES
+AXES_COOLOFF_TIME = timedelta(minutes=AUTH_LOCKOUT_MINUTES)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+# Attempts while locked are refused without being counted, so the lock ends on time.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "core.http.client_ip"  # the audit log's address (TRUST_X_FORWARDED_FOR)
+AXES_LOCKOUT_CALLABLE = "core.views.login_locked_out"
+AXES_DISABLE_ACCESS_LOG = True  # successful logins are in the audit log already
+AXES_VERBOSE = False
+
+# API tokens (django-rest-knox): stored hashed, shown once, valid API_TOKEN_TTL_HOURS from issue.
+API_TOKEN_TTL_HOURS = env_int("API_TOKEN_TTL_HOURS", 12, minimum=1, maximum=24 * 90)
+REST_KNOX = {
+    "TOKEN_TTL": timedelta(hours=API_TOKEN_TTL_HOURS),
+    "AUTH_HEADER_PREFIX": "Token",
+    "AUTO_REFRESH": False,
+}
+
+
+# DRF throttles ("<count>/<second|minute|hour|day>"), in the cache (Redis when REDIS_URL is set).
+# The token endpoint counts per client address; telemetry per device token.
+def _throttle_rate(name: str, default: str) -> str:
+    rate = env_str(name, default)
+    if not re.fullmatch(r"[1-9][0-9]*/(s|sec|second|m|min|minute|h|hour|d|day)", rate):
+        raise ImproperlyConfigured(f"{name}={rate!r}: use '<count>/<second|minute|hour|day>', e.g. '30/min'")
+    return rate
+
+
+AUTH_THROTTLE_RATE = _throttle_rate("AUTH_THROTTLE_RATE", "30/min")
+TELEMETRY_THROTTLE_RATE = _throttle_rate("TELEMETRY_THROTTLE_RATE", "600/min")
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        # A token first: its WWW-Authenticate header makes missing or bad credentials a 401.
+        "knox.auth.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
-        "rest_framework.authentication.TokenAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",

@@ -3,7 +3,7 @@
 A study counts when QC has given it a verdict (``Study.qc_outcome`` pass, warn or fail: the
 newest QC run's) and its **study day** (DICOM StudyDate, else the local day it was first
 ingested) is in the date range. Filters: dates, hospital, unit (not pool: a failed study is
-never routed to one).
+never routed to one). An operator sees the studies its own units acquired.
 
 **Technologist.** The platform does not record who pressed "scan" (starting an exam writes only
 an audit entry), but it does record the crew of each visit. A study is credited to every
@@ -41,6 +41,8 @@ _RATES = [("pass_percent", "Pass (%)"), ("warn_percent", "Warn (%)"), ("fail_per
 
 def qc_studies(filters: DashboardFilters) -> QuerySet[Study]:
     studies = Study.objects.filter(study_day_q(filters), qc_outcome__in=VERDICTS)
+    if filters.operator_id is not None:
+        studies = studies.filter(unit__operator_id=filters.operator_id)
     if filters.hospital_id is not None:
         studies = studies.filter(hospital_id=filters.hospital_id)
     if filters.unit_id is not None:
@@ -101,6 +103,8 @@ def _per_technologist(groups: list[dict[str, Any]], filters: DashboardFilters) -
         visit__date__lte=filters.end,
         crewmember__role__in=SCANNING_ROLES,
     ).exclude(visit__status=VisitStatus.CANCELLED)
+    if filters.operator_id is not None:
+        links = links.filter(visit__unit__operator_id=filters.operator_id)
     if filters.hospital_id is not None:
         links = links.filter(visit__hospital_id=filters.hospital_id)
     if filters.unit_id is not None:

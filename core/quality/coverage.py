@@ -2,7 +2,8 @@
 
 The rule is the coverage page's (``fleet.selectors_coverage.coverage_rows``, docs/coverage-exit.md):
 last not-cancelled visit by a unit of the contract's operator and modality, due ``interval_days``
-later, overdue from the day after. Filters: the end date (the day asked about) and hospital.
+later, overdue from the day after. Filters: the end date (the day asked about) and hospital. An
+operator sees its own contracts only.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ COLUMNS = [
 def coverage_gaps(filters: DashboardFilters) -> Dashboard:
     """Overdue contracts, most overdue first. One query."""
     rows = []
-    for row in coverage_rows(on=filters.end):
+    for row in coverage_rows(on=filters.end, operator_id=filters.operator_id):
         if row.state != CoverageState.OVERDUE:
             continue
         if filters.hospital_id is not None and row.hospital_id != filters.hospital_id:

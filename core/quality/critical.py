@@ -3,7 +3,7 @@
 A critical result counts when it was **flagged** in the date range. Acknowledgement time is
 ``acknowledged_at - flagged_at``; median and p90 as in core/quality/base.py, over acknowledged
 results only; "open" ones are still waiting. Filters: dates, hospital, unit (of the study), pool
-(of the report's reading task).
+(of the report's reading task). An operator sees the results on studies its units acquired.
 """
 
 from __future__ import annotations
@@ -30,6 +30,8 @@ def critical_results(filters: DashboardFilters) -> QuerySet[CriticalResult]:
     results = CriticalResult.objects.filter(
         flagged_at__gte=filters.start_at, flagged_at__lt=filters.end_before
     )
+    if filters.operator_id is not None:
+        results = results.filter(study__unit__operator_id=filters.operator_id)
     if filters.hospital_id is not None:
         results = results.filter(hospital_id=filters.hospital_id)
     if filters.unit_id is not None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from django.utils import timezone
 
@@ -23,13 +23,21 @@ class FilterError(InvalidInput):
 
 @dataclass(frozen=True)
 class DashboardFilters:
-    """Inclusive local-date range plus optional hospital, unit and reading-pool ids."""
+    """Inclusive local-date range plus optional hospital, unit and reading-pool ids, within the
+    viewer's tenancy.
+
+    ``operator_id`` is the tenancy: only that operator's units, their visits and the studies they
+    acquired (and the reading, reports, critical results and peer reviews of those studies), and
+    its contracts. ``None`` is platform-wide (superusers only). The view sets it from the signed-in
+    user (``for_operator``); it is never read from the query string.
+    """
 
     start: dt.date
     end: dt.date
     hospital_id: int | None = None
     unit_id: int | None = None
     pool_id: int | None = None
+    operator_id: int | None = None
 
     @property
     def start_at(self) -> dt.datetime:
@@ -53,6 +61,10 @@ class DashboardFilters:
             if value is not None:
                 query[key] = str(value)
         return query
+
+    def for_operator(self, operator_id: int | None) -> DashboardFilters:
+        """The same filters within one operator's tenancy (``None``: platform-wide)."""
+        return replace(self, operator_id=operator_id)
 
     @classmethod
     def default(cls, today: dt.date | None = None) -> DashboardFilters:

@@ -3,7 +3,8 @@
 Computed here from ``PeerReview`` rows (``telerad.selectors_peer`` answers the peer-review pages;
 this module needs only counts). A review counts when it is **done** and was **completed** in the
 date range. Discrepancy rate = reviews scored 2 or 3 / reviews; significant = scored 3 / reviews.
-Filters: dates, hospital and unit (of the reviewed study), pool (of the review).
+Filters: dates, hospital and unit (of the reviewed study), pool (of the review). An operator sees
+the reviews of reports on studies its units acquired.
 """
 
 from __future__ import annotations
@@ -46,6 +47,8 @@ def peer_review(filters: DashboardFilters) -> Dashboard:
         completed_at__gte=filters.start_at,
         completed_at__lt=filters.end_before,
     )
+    if filters.operator_id is not None:
+        reviews = reviews.filter(report__study__unit__operator_id=filters.operator_id)
     if filters.pool_id is not None:
         reviews = reviews.filter(pool_id=filters.pool_id)
     if filters.hospital_id is not None:

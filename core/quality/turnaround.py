@@ -5,6 +5,7 @@ Turnaround is ``report.signed_at - task.routed_at`` of signed reports; median an
 ``percentile_cont`` (core/quality/base.py).
 A **breach** is a task signed after its deadline, or not signed and already past it (``now``);
 the deadline is the one routing stored (``routed_at`` + the pool's SLA for the priority).
+An operator sees the tasks of studies its units acquired.
 """
 
 from __future__ import annotations
@@ -27,9 +28,10 @@ from core.quality.base import (
     rate,
 )
 from core.quality.filters import DashboardFilters
+from core.quality.scope import pools_in_scope
 from dicom.choices import Priority
 from telerad.choices import TaskStatus
-from telerad.models import ReadingPool, ReadingTask
+from telerad.models import ReadingTask
 
 PRIORITIES = [Priority.STAT, Priority.URGENT, Priority.ROUTINE]
 FRACTIONS = (0.5, 0.9)
@@ -56,6 +58,8 @@ def turnaround_tasks(filters: DashboardFilters) -> QuerySet[ReadingTask]:
     tasks = ReadingTask.objects.filter(
         routed_at__gte=filters.start_at, routed_at__lt=filters.end_before
     ).exclude(status=TaskStatus.CANCELLED)
+    if filters.operator_id is not None:
+        tasks = tasks.filter(study__unit__operator_id=filters.operator_id)
     if filters.hospital_id is not None:
         tasks = tasks.filter(hospital_id=filters.hospital_id)
     if filters.unit_id is not None:
@@ -67,12 +71,10 @@ def turnaround_tasks(filters: DashboardFilters) -> QuerySet[ReadingTask]:
 
 def _sla_labels(filters: DashboardFilters) -> dict[str, tuple[str, int | None]]:
     """Per priority: the SLA in minutes as shown ("60", or "60-90" when the pools differ) and
-    its maximum (for the chart). The chosen pool's, else every active pool's."""
-    pools = (
-        ReadingPool.objects.filter(pk=filters.pool_id)
-        if filters.pool_id
-        else ReadingPool.objects.filter(is_active=True)
-    )
+    its maximum (for the chart). The chosen pool's, else every active pool's; for an operator,
+    only pools that read its studies (``pools_in_scope``)."""
+    pools = pools_in_scope(filters.operator_id)
+    pools = pools.filter(pk=filters.pool_id) if filters.pool_id else pools.filter(is_active=True)
     bounds = pools.aggregate(
         **{f"{p}_min": Min(field) for p, field in _SLA_FIELD.items()},
         **{f"{p}_max": Max(field) for p, field in _SLA_FIELD.items()},

@@ -12,7 +12,7 @@ Per unit over the date range (local days, inclusive):
   site; **utilisation** = exams done / capacity; **on site** = days on site / available days.
 
 Filters: dates, unit, hospital (visits to and studies of that hospital; available days are the
-unit's whatever the hospital). Not pool.
+unit's whatever the hospital). Not pool. An operator sees its own units.
 """
 
 from __future__ import annotations
@@ -27,9 +27,10 @@ from django.utils import timezone
 
 from core.quality.base import Dashboard, Table, bar_chart, rate, study_day_q
 from core.quality.filters import DashboardFilters
+from core.quality.scope import units_in_scope
 from dicom.models import Study
 from fleet.choices import VisitStatus
-from fleet.models import MaintenanceWindow, Unit, Visit
+from fleet.models import MaintenanceWindow, Visit
 
 COLUMNS = [
     ("unit", "Unit"),
@@ -64,7 +65,7 @@ def _maintenance_days(filters: DashboardFilters, unit_ids: list[int]) -> dict[in
 
 def utilisation(filters: DashboardFilters) -> Dashboard:
     """One row per unit (withdrawn units only when they worked in the range). Four queries."""
-    units = Unit.objects.order_by("name")
+    units = units_in_scope(filters.operator_id).order_by("name")
     if filters.unit_id is not None:
         units = units.filter(pk=filters.unit_id)
     unit_rows = list(units.values("id", "name", "capacity_per_day", "status"))

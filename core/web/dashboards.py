@@ -1,4 +1,8 @@
-"""The QC officer's and administrator's dashboards page, and CSV export of its tables."""
+"""The QC officer's and administrator's dashboards page, and CSV export of its tables.
+
+Tenant-scoped (docs/dashboards.md): an operator's QC officers and administrators see their own
+operator's units, visits, studies and the reading of those studies; superusers see the platform.
+"""
 
 from __future__ import annotations
 
@@ -12,35 +16,34 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
-from core.access import user_is_cross_organisation
+from core.access import user_is_platform_wide, user_organisation_kind
 from core.choices import OrganisationKind, Role
-from core.models import Organisation
 from core.quality.filters import DashboardFilters, FilterError
 from core.quality.page import csv_value, dashboard_table, dashboards_all
-from fleet.models import Unit
-from telerad.models import ReadingPool
+from core.quality.scope import hospitals_in_scope, pools_in_scope, units_in_scope
 
 ROLES = (Role.QC_OFFICER, Role.ADMIN)
 
 
-def _check_access(user) -> None:
-    # Operator staff only: the dashboards aggregate every hospital's and every pool's work, and a
-    # reading group's QC officer must not see other groups' readers.
-    if not (user.is_superuser or (user.has_role(*ROLES) and user_is_cross_organisation(user))):
-        raise PermissionDenied(
-            "The quality dashboards are for the operator's QC officers and administrators."
-        )
+def _operator_scope(user) -> int | None:
+    """The operator whose data the user may see (None: platform-wide, a superuser); else 403.
+
+    Only an operator's QC officers and administrators, whose dashboards cover their own
+    operator. A reading group's QC officer is refused: the dashboards are built around the vans'
+    work (its pools read several operators' studies)."""
+    if user_is_platform_wide(user):
+        return None
+    if user.has_role(*ROLES) and user_organisation_kind(user) == OrganisationKind.OPERATOR:
+        return user.organisation_id
+    raise PermissionDenied("The quality dashboards are for the operator's QC officers and administrators.")
 
 
-def _choices() -> dict[str, list[tuple[int, str]]]:
+def _choices(operator_id: int | None) -> dict[str, list[tuple[int, str]]]:
+    """The filter selects: only what is in the viewer's tenancy (core/quality/scope.py)."""
     return {
-        "hospital": list(
-            Organisation.objects.filter(kind=OrganisationKind.HOSPITAL)
-            .order_by("name")
-            .values_list("id", "name")
-        ),
-        "unit": list(Unit.objects.order_by("name").values_list("id", "name")),
-        "pool": list(ReadingPool.objects.order_by("name").values_list("id", "name")),
+        "hospital": list(hospitals_in_scope(operator_id).order_by("name").values_list("id", "name")),
+        "unit": list(units_in_scope(operator_id).order_by("name").values_list("id", "name")),
+        "pool": list(pools_in_scope(operator_id).order_by("name").values_list("id", "name")),
     }
 
 
@@ -59,8 +62,10 @@ def _selects(choices: dict, params) -> list[dict]:
     ]
 
 
-def _parse(request: HttpRequest, choices: dict) -> DashboardFilters:
-    filters = DashboardFilters.from_query(request.GET)
+def _parse(request: HttpRequest, choices: dict, operator_id: int | None) -> DashboardFilters:
+    # The tenancy comes from the user, never from the query string.
+    filters = DashboardFilters.from_query(request.GET).for_operator(operator_id)
+    # An id outside the tenancy is answered exactly as one that does not exist.
     for key, options in choices.items():
         value = getattr(filters, f"{key}_id")
         if value is not None and value not in {pk for pk, _ in options}:
@@ -83,10 +88,10 @@ def _csv(filters: DashboardFilters, key: str) -> HttpResponse:
 @login_required
 @require_GET
 def dashboard(request: HttpRequest) -> HttpResponse:
-    _check_access(request.user)
-    choices = _choices()
+    operator_id = _operator_scope(request.user)
+    choices = _choices(operator_id)
     try:
-        filters = _parse(request, choices)
+        filters = _parse(request, choices, operator_id)
         if "export" in request.GET:
             return _csv(filters, request.GET["export"])
     except FilterError as exc:

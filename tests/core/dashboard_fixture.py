@@ -1,8 +1,14 @@
 """A small hand-made world for the quality dashboards; every expected number is worked out in
 tests/core/test_dashboards.py from the values written here.
 
-March 2026, day D = 2026-03-10. Two hospitals (Alpha, Beta), two vans (CT Van A: capacity 20,
-MR Van B: capacity 10), two pools (P1: SLA 60/240/1440 min, P2: STAT 30 min), two readers.
+March 2026, day D = 2026-03-10. Operator "Fixture Imaging": two hospitals (Alpha, Beta), two vans
+(CT Van A: capacity 20, MR Van B: capacity 10), two pools (P1: SLA 60/240/1440 min, P2: STAT 30
+min), two readers.
+
+A second operator, "Other Imaging" (``build_other``), works at the same Alpha hospital and in the
+same pool P1, and alone at Gamma Hospital and in pool P3 (STAT SLA 15 min), with its own van (CT
+Van Z), crew (Zed Tech) and reader (Cy Reader): every number of Fixture Imaging's dashboards stays
+what it was without it, and its own numbers are worked out in tests/core/test_dashboards.py too.
 """
 
 from __future__ import annotations
@@ -41,6 +47,12 @@ class World:
     bob: Any
     tasks: dict[int, ReadingTask] = field(default_factory=dict)
     studies: dict[int, Any] = field(default_factory=dict)
+    # The other operator (build_other).
+    other: Any = None
+    van_z: Any = None
+    gamma: Any = None
+    p3: Any = None
+    cy: Any = None
 
 
 def _study(w: World, n: int, unit, hospital, day: dt.date, outcome: str):
@@ -233,7 +245,85 @@ def build_world() -> World:
             acknowledged_at=acked,
             acknowledged_by=task.report.author if acked else None,
         )
+    build_other(w)
     return w
+
+
+def build_other(w: World) -> None:
+    """Other Imaging's month (studies numbered from 50): STAT at Alpha in P1 signed after 5 min
+    (critical, acknowledged after 5 min; peer-reviewed by Ann, score 3), routine at Gamma in P3
+    signed after 20 min, a QC fail at Alpha (rule contrast_timing); one worked visit to Alpha on D
+    (9 booked, crew Zed Tech), maintenance on 5 March; CT contracts at Alpha (every 7 days) and
+    Gamma (never served)."""
+    other = OperatorFactory(name="Other Imaging")
+    w.other = other
+    w.gamma = HospitalFactory(name="Gamma Hospital")
+    w.van_z = z = UnitFactory(operator=other, name="CT Van Z", capacity_per_day=8)
+    w.p3 = ReadingPoolFactory(name="Pool 3", sla_stat_minutes=15)
+    w.cy = RadiologistUserFactory(first_name="Cy", last_name="Reader")
+    _task(
+        w,
+        50,
+        priority="STAT",
+        unit=z,
+        hospital=w.alpha,
+        pool=w.p1,
+        routed_at=at(D, 8),
+        signed_after=5,
+        author=w.cy,
+    )
+    _task(
+        w,
+        51,
+        priority="ROUTINE",
+        unit=z,
+        hospital=w.gamma,
+        pool=w.p3,
+        routed_at=at(D, 9),
+        signed_after=20,
+        author=w.cy,
+    )
+    s52 = _study(w, 52, z, w.alpha, D, "fail")
+    QCResult.objects.create(
+        study=s52, outcome="fail", findings=[_f("contrast_timing", "fail")], number_of_instances=4
+    )
+    zed = CrewMemberFactory(operator=other, full_name="Zed Tech", role="technologist", unit=z)
+    visit = Visit.objects.create(
+        unit=z, hospital=w.alpha, date=D, status="done", exams_booked=9, arrived_at=at(D, 7)
+    )
+    visit.crew.add(zed)
+    MaintenanceWindow.objects.create(
+        unit=z, starts_at=at(dt.date(2026, 3, 5), 8), ends_at=at(dt.date(2026, 3, 5), 12), reason="coil"
+    )
+    start = dt.date(2026, 1, 1)
+    ServiceContract.objects.create(
+        operator=other, hospital=w.alpha, modality="CT", interval_days=7, starts_on=start
+    )
+    ServiceContract.objects.create(
+        operator=other, hospital=w.gamma, modality="CT", interval_days=30, starts_on=start
+    )
+    report = w.tasks[50].report
+    PeerReview.objects.create(
+        report=report,
+        pool=w.p1,
+        first_reader=w.cy,
+        reviewer=w.ann,
+        reason="sampled",
+        status="done",
+        score=3,
+        completed_at=at(D, 20),
+    )
+    CriticalResult.objects.create(
+        report=report,
+        study=report.study,
+        hospital=w.alpha,
+        summary="finding",
+        status="acknowledged",
+        flagged_by=w.cy,
+        flagged_at=at(D, 9),
+        acknowledged_at=at(D, 9, 5),
+        acknowledged_by=w.cy,
+    )
 
 
 def _f(rule: str, severity: str) -> dict:
