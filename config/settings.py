@@ -436,3 +436,62 @@ CELERY_BEAT_SCHEDULE |= {
 }
 del CELERY_BEAT_SCHEDULE["telemetry-thin"]
 # --- end of audit review and retention block ---------------------------------------------------
+
+# --- audit chain key and checkpoints (issue 14; docs/security.md "Audit log", docs/audit.md) ---
+# The chain's HMAC-SHA256 key lives in a file the database never sees. Unset: var/audit-hmac.key,
+# created (random, mode 0600) on first use, for development. Production sets it and backs the
+# file up apart from the database: without it no keyed entry can be verified again.
+if "AUDIT_HMAC_KEY" in os.environ:
+    raise ImproperlyConfigured("AUDIT_HMAC_KEY: give the audit key as a file, AUDIT_HMAC_KEY_FILE=/path")
+_audit_key_file = os.environ.get("AUDIT_HMAC_KEY_FILE", "")
+AUDIT_HMAC_KEY_GENERATE = not _audit_key_file
+AUDIT_HMAC_KEY_FILE = (
+    (BASE_DIR / _audit_key_file).resolve() if _audit_key_file else VAR_DIR / "audit-hmac.key"
+)
+if not AUDIT_HMAC_KEY_GENERATE:
+    # Checked here so a configured but missing, empty or short key stops start-up, not the
+    # first audited request (core.audit_key reads it again with the same rules).
+    try:
+        _audit_key_chars = len(AUDIT_HMAC_KEY_FILE.read_text().strip())
+    except OSError as exc:
+        raise ImproperlyConfigured(
+            f"AUDIT_HMAC_KEY_FILE={AUDIT_HMAC_KEY_FILE}: cannot read the audit key ({exc.strerror})"
+        ) from None
+    if _audit_key_chars < 32:
+        raise ImproperlyConfigured(
+            f"AUDIT_HMAC_KEY_FILE={AUDIT_HMAC_KEY_FILE} "
+            f"{'is empty' if not _audit_key_chars else f'holds {_audit_key_chars} characters'}; "
+            "the audit key needs at least 32 (e.g. `openssl rand -hex 32`)"
+        )
+# Signed checkpoints of the chain's head: appended here (one JSON line each), logged on
+# caravan.audit.checkpoint, every AUDIT_CHECKPOINT_MINUTES and at every audit_verify.
+AUDIT_CHECKPOINT_FILE = (BASE_DIR / env_str("AUDIT_CHECKPOINT_FILE", "var/audit-checkpoints.jsonl")).resolve()
+AUDIT_CHECKPOINT_MINUTES = env_int("AUDIT_CHECKPOINT_MINUTES", 5, minimum=1, maximum=24 * 60)
+# Where checkpoints are also sent, off the host: /dev/log (the local syslog daemon, which
+# forwards), udp://host:port or tcp://host:port. Empty: the application log only.
+AUDIT_CHECKPOINT_SYSLOG = env_str("AUDIT_CHECKPOINT_SYSLOG", "")
+if AUDIT_CHECKPOINT_SYSLOG:
+    _syslog = re.fullmatch(r"(udp|tcp)://([^:/\s]+):(\d{1,5})", AUDIT_CHECKPOINT_SYSLOG)
+    if _syslog is None and not AUDIT_CHECKPOINT_SYSLOG.startswith("/"):
+        raise ImproperlyConfigured(
+            f"AUDIT_CHECKPOINT_SYSLOG={AUDIT_CHECKPOINT_SYSLOG!r}: use /dev/log, udp://host:port or tcp://host:port"
+        )
+    _syslog_handler: dict = {
+        "class": "logging.handlers.SysLogHandler",
+        "facility": "authpriv",
+        "formatter": "audit_syslog",
+    }
+    if _syslog is None:
+        _syslog_handler["address"] = AUDIT_CHECKPOINT_SYSLOG
+    else:
+        _syslog_handler["address"] = (_syslog[2], int(_syslog[3]))
+        _syslog_handler["socktype"] = socket.SOCK_STREAM if _syslog[1] == "tcp" else socket.SOCK_DGRAM
+    cast(dict, LOGGING["formatters"])["audit_syslog"] = {"format": "caravan: %(message)s"}
+    cast(dict, LOGGING["handlers"])["audit_syslog"] = _syslog_handler
+    cast(dict, LOGGING["loggers"])["caravan.audit.checkpoint"] = {"handlers": ["audit_syslog"]}
+# INFO whatever LOG_LEVEL says: checkpoints are the point of this logger (no patient data).
+cast(dict, LOGGING["loggers"]).setdefault("caravan.audit.checkpoint", {})["level"] = "INFO"
+CELERY_BEAT_SCHEDULE["audit-checkpoint"] = {
+    "task": "core.tasks.audit_checkpoint",
+    "schedule": float(AUDIT_CHECKPOINT_MINUTES * 60),
+}

@@ -1,7 +1,17 @@
-"""The audit hash chain: canonical form of an entry, its SHA-256, and verification.
+"""The audit hash chain: canonical form of an entry, its keyed hash, and verification.
 
 Each entry's hash covers every recorded field plus the previous entry's hash, so editing,
-inserting or removing a row in the middle breaks the chain at that row.
+inserting or removing a row in the middle breaks the chain at that row. The hash is
+HMAC-SHA256 under a key the database does not hold (``core.audit_key``), so someone who can
+write the table cannot recompute the chain after an edit. Signed checkpoints of the chain's head,
+kept outside the database (``core.audit_checkpoints``), anchor the end: removing entries from the
+end, or rewriting the chain, contradicts them.
+
+Entries written before the key existed (version 1) carry plain SHA-256 of the same payload.
+They verify as such only at the start of the chain, up to the key-epoch entry (action
+``audit.chain_keyed``, the first keyed entry, appended by migration 0004 when the table already
+had entries); after it every entry must be keyed. Checkpoints record where keyed hashing
+began (``keyed_from``), so a chain rewritten as plain SHA-256 is refused once a checkpoint exists.
 
 Canonical payload (version 1): the fields below, each rendered as text, joined by the ASCII
 unit separator (0x1F), which no field may contain (JSON escapes it; text fields are checked
@@ -13,7 +23,7 @@ on write), so the join is unambiguous:
     patient_data     "1" or "0"
     patient_id, source_ip                                          as stored
     details          canonical JSON text (sorted keys, compact), stored as that text
-    prev_hash        hex SHA-256 of the previous entry (GENESIS_HASH for the first)
+    prev_hash        hex hash of the previous entry (GENESIS_HASH for the first)
 
 Because the rendering is simple, PostgreSQL can build the same payload in SQL, which lets
 verification run at database speed (see ``core.services.audit``).
@@ -22,13 +32,17 @@ verification run at database speed (see ``core.services.audit``).
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
-from collections.abc import Iterable, Iterator
+import math
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 GENESIS_HASH = "0" * 64
+# The first keyed entry after a legacy (plain SHA-256) start of the chain.
+KEY_EPOCH_ACTION = "audit.chain_keyed"
 SEPARATOR = "\x1f"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_US = timedelta(microseconds=1)
@@ -101,12 +115,28 @@ def payload(
     )
 
 
-def payload_hash(text: str) -> str:
+def legacy_hash(text: str) -> str:
+    """Version 1: plain SHA-256 of the payload (entries written before the key existed)."""
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def entry_hash(**fields: Any) -> str:
-    return payload_hash(payload(**fields))
+def keyed_hash(key: bytes, text: str) -> str:
+    """HMAC-SHA256 of the payload under the entry key (``core.audit_key.AuditKeys.entry``)."""
+    return hmac.digest(key, text.encode(), "sha256").hex()
+
+
+def entry_hash(key: bytes, **fields: Any) -> str:
+    return keyed_hash(key, payload(**fields))
+
+
+@dataclass(frozen=True)
+class Anchor:
+    """A chain head recorded outside the database: entry ``id`` had ``hash`` and was the ``count``-th."""
+
+    id: int
+    hash: str
+    count: int
+    label: str
 
 
 @dataclass(frozen=True)
@@ -115,6 +145,10 @@ class VerifyResult:
     checked: int
     broken_id: int | None = None
     reason: str = ""
+    legacy: int = 0  # entries verified as plain SHA-256 (before the key epoch)
+    anchors: int = 0  # checkpoints whose entry was found with their hash
+    head_id: int = 0
+    head_hash: str = GENESIS_HASH
 
 
 def payloads_from_rows(rows: Iterable[tuple]) -> Iterator[tuple[int, str, str, str]]:
@@ -123,18 +157,110 @@ def payloads_from_rows(rows: Iterable[tuple]) -> Iterator[tuple[int, str, str, s
         yield row[0], payload(*row[1:-1]), row[-2], row[-1]
 
 
-def verify_payloads(rows: Iterable[tuple[int, str, str, str]]) -> VerifyResult:
-    """Walk ``(id, payload, prev_hash, hash)`` in id order; stop at the first broken link."""
-    expected_prev = GENESIS_HASH
-    checked = 0
+def _action(text: str) -> str:
+    return text.split(SEPARATOR, 5)[4]
+
+
+def _unique_anchors(anchors: Sequence[Anchor]) -> tuple[list[Anchor], Anchor | None]:
+    """Sorted by id, one per id; and the first anchor contradicting another at the same id."""
+    by_id: dict[int, Anchor] = {}
+    for anchor in anchors:
+        if anchor.id <= 0:
+            continue  # a checkpoint of the empty chain anchors nothing
+        seen = by_id.setdefault(anchor.id, anchor)
+        if (seen.hash, seen.count) != (anchor.hash, anchor.count):
+            return [], anchor
+    return sorted(by_id.values(), key=lambda a: a.id), None
+
+
+def verify_payloads(
+    rows: Iterable[tuple[int, str, str, str]],
+    *,
+    key: bytes,
+    anchors: Sequence[Anchor] = (),
+    keyed_from: int | None = None,
+    start_prev: str = GENESIS_HASH,
+    start_count: int = 0,
+    start_id: int = 0,
+) -> VerifyResult:
+    """Walk ``(id, payload, prev_hash, hash)`` in id order; stop at the first broken link.
+
+    ``key`` is the entry key. Plain SHA-256 entries are accepted only before the first keyed
+    one, and only below ``keyed_from`` when that is known (from signed checkpoints). Every
+    anchor's entry must be present with the anchor's hash and position; the chain must reach
+    the last anchor. ``start_id``/``start_prev``/``start_count`` resume after a verified head.
+    """
+    expected_prev = start_prev
+    checked = start_count
+    legacy = 0
+    head_id = start_id
+    legacy_open = start_prev == GENESIS_HASH
+    legacy_below = math.inf if keyed_from is None else keyed_from
+    ordered, conflict = _unique_anchors(anchors)
+    if conflict is not None:
+        return VerifyResult(
+            False, 0, conflict.id, f"{conflict.label} contradicts another checkpoint of entry #{conflict.id}"
+        )
+    matched = 0
+    next_anchor = ordered[0].id if ordered else math.inf
     sha256 = hashlib.sha256
+    digest = hmac.digest
+
+    def broken(entry_id: int, reason: str) -> VerifyResult:
+        return VerifyResult(False, checked, entry_id, reason, legacy, matched, head_id, expected_prev)
+
     for entry_id, text, prev_hash, stored_hash in rows:
-        if prev_hash != expected_prev:
-            return VerifyResult(
-                False, checked, entry_id, "prev_hash does not match the previous entry's hash"
+        if entry_id > next_anchor:
+            anchor = ordered[matched]
+            return broken(
+                anchor.id,
+                f"entry #{anchor.id} recorded by {anchor.label} is missing "
+                f"(the chain goes from #{head_id} to #{entry_id})",
             )
-        if sha256(text.encode()).hexdigest() != stored_hash:
-            return VerifyResult(False, checked, entry_id, "content does not match its hash")
-        expected_prev = stored_hash
+        if prev_hash != expected_prev:
+            return broken(entry_id, "prev_hash does not match the previous entry's hash")
+        data = text.encode()
+        if legacy_open:
+            if sha256(data).hexdigest() == stored_hash:
+                if entry_id >= legacy_below:
+                    return broken(
+                        entry_id,
+                        f"plain SHA-256 hash where keyed hashes began at #{keyed_from} (per the "
+                        "checkpoints): recomputed without the key",
+                    )
+                legacy += 1
+            elif digest(key, data, "sha256").hex() == stored_hash:
+                if legacy and _action(text) != KEY_EPOCH_ACTION:
+                    return broken(
+                        entry_id, f"keyed entry after plain SHA-256 ones without a {KEY_EPOCH_ACTION}"
+                    )
+                legacy_open = False
+            else:
+                return broken(entry_id, "content does not match its hash")
+        elif digest(key, data, "sha256").hex() != stored_hash:
+            return broken(entry_id, "content does not match its hash")
         checked += 1
-    return VerifyResult(True, checked)
+        if entry_id == next_anchor:
+            anchor = ordered[matched]
+            if stored_hash != anchor.hash:
+                return broken(
+                    entry_id, f"entry #{entry_id} does not have the hash recorded by {anchor.label}"
+                )
+            if checked != anchor.count:
+                return broken(
+                    entry_id,
+                    f"entry #{entry_id} is entry {checked} of the chain; {anchor.label} says {anchor.count}",
+                )
+            matched += 1
+            next_anchor = ordered[matched].id if matched < len(ordered) else math.inf
+        expected_prev = stored_hash
+        head_id = entry_id
+    if matched < len(ordered):
+        last = ordered[-1]
+        return broken(
+            ordered[matched].id,
+            f"the chain ends at #{head_id} ({checked} entries) but {last.label} records entry "
+            f"#{last.id} as entry {last.count}: entries were removed from the end "
+            f"(entry #{ordered[matched].id} is missing)",
+        )
+    return VerifyResult(True, checked, None, "", legacy, matched, head_id, expected_prev)

@@ -15,6 +15,17 @@ def audit_verify_nightly() -> dict:
 
 
 @shared_task
+def audit_checkpoint() -> dict:
+    """Verify the entries since the last checkpoint and append a signed checkpoint of the head."""
+    from core.services.audit_checkpoint import audit_checkpoint_run
+
+    checkpoint = audit_checkpoint_run()
+    if checkpoint is None:
+        return {"written": False}
+    return {"written": True, "id": checkpoint.id, "count": checkpoint.count}
+
+
+@shared_task
 def retention_sweep() -> dict:
     """Apply every retention period (docs/retention.md); audit and clinical records are never swept."""
     from core.services.retention import retention_sweep as sweep

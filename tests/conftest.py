@@ -1,3 +1,4 @@
+import itertools
 import os
 import sys
 import threading
@@ -59,6 +60,24 @@ def _celery_tasks_run_in_the_test_process():
     app.conf.task_eager_propagates = True
     yield
     app.conf.task_always_eager, app.conf.task_eager_propagates = previous
+
+
+@pytest.fixture(scope="session")
+def _audit_files_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("audit")
+
+
+_audit_checkpoint_files = itertools.count(1)
+
+
+@pytest.fixture(autouse=True)
+def _audit_key_and_checkpoints_outside_var(settings, _audit_files_dir):
+    # The audit chain's HMAC key (one per run, created on first use as in development) and a
+    # checkpoint file per test: the database is rolled back between tests, a checkpoint of an
+    # earlier test's chain would read as entries removed. Never the machine's var/.
+    settings.AUDIT_HMAC_KEY_FILE = _audit_files_dir / "audit-hmac.key"
+    settings.AUDIT_HMAC_KEY_GENERATE = True
+    settings.AUDIT_CHECKPOINT_FILE = _audit_files_dir / f"checkpoints-{next(_audit_checkpoint_files)}.jsonl"
 
 
 @pytest.fixture(autouse=True)

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import ipaddress
 import json
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
+from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, models, transaction
 from django.http import HttpRequest
@@ -14,6 +17,7 @@ from django.utils import timezone
 from core.audit_chain import (
     CHAIN_FIELDS,
     GENESIS_HASH,
+    KEY_EPOCH_ACTION,
     SEPARATOR,
     TEXT_FIELDS,
     VerifyResult,
@@ -22,6 +26,8 @@ from core.audit_chain import (
     payloads_from_rows,
     verify_payloads,
 )
+from core.audit_checkpoints import Checkpoint, checkpoints_read
+from core.audit_key import audit_keys
 from core.exceptions import InvalidInput
 from core.http import client_ip
 from core.models import AuditEntry, User
@@ -94,10 +100,11 @@ def audit_record(
     for name in TEXT_FIELDS:
         if SEPARATOR in str(fields[name]):
             raise InvalidInput(f"audit {name} contains a control character (0x1F)")
+    key = audit_keys().entry  # before the lock: a first use may create the key file
     audit_chain_lock()
     prev = AuditEntry.objects.order_by("-id").values_list("hash", flat=True).first()
     fields["prev_hash"] = prev or GENESIS_HASH
-    entry = AuditEntry(**fields, hash=entry_hash(**fields))
+    entry = AuditEntry(**fields, hash=entry_hash(key, **fields))
     entry.save(_via_service=True)
     return entry
 
@@ -121,8 +128,8 @@ LIMIT %s
 """
 
 
-def _pg_payload_rows(chunk_size: int):
-    last_id = 0
+def _pg_payload_rows(chunk_size: int, after_id: int = 0):
+    last_id = after_id
     with connection.cursor() as cursor:
         while True:
             cursor.execute(_PG_PAYLOAD_SQL, [last_id, chunk_size])
@@ -133,9 +140,61 @@ def _pg_payload_rows(chunk_size: int):
             last_id = rows[-1][0]
 
 
-def audit_verify(*, chunk_size: int = 50_000) -> VerifyResult:
-    """Walk the whole chain in id order and report the first broken link."""
+def _payload_rows(chunk_size: int, after_id: int = 0):
     if connection.vendor == "postgresql":
-        return verify_payloads(_pg_payload_rows(chunk_size))
-    rows = AuditEntry.objects.order_by("id").values_list("id", *CHAIN_FIELDS, "hash")
-    return verify_payloads(payloads_from_rows(rows.iterator(chunk_size=chunk_size)))
+        return _pg_payload_rows(chunk_size, after_id)
+    rows = AuditEntry.objects.filter(id__gt=after_id).order_by("id").values_list("id", *CHAIN_FIELDS, "hash")
+    return payloads_from_rows(rows.iterator(chunk_size=chunk_size))
+
+
+def audit_key_epoch_id() -> int:
+    """Id of the key-epoch entry (first keyed entry after plain SHA-256 ones); 0 when none."""
+    first = AuditEntry.objects.filter(action=KEY_EPOCH_ACTION).order_by("id").values_list("id", flat=True)
+    return first.first() or 0
+
+
+def audit_checkpoints() -> tuple[list[Checkpoint], list[str]]:
+    """The good checkpoints of ``AUDIT_CHECKPOINT_FILE`` and a problem per bad line."""
+    return checkpoints_read(audit_keys(), Path(settings.AUDIT_CHECKPOINT_FILE))
+
+
+def audit_verify(*, chunk_size: int = 50_000) -> VerifyResult:
+    """Walk the whole chain in id order and report the first broken link.
+
+    Checks every entry's keyed hash and link, and the chain against every signed checkpoint
+    in ``AUDIT_CHECKPOINT_FILE`` (an entry missing or different there, a chain shorter than the
+    last one); a checkpoint line with a bad signature makes the result not OK either.
+    """
+    keys = audit_keys()
+    checkpoints, problems = audit_checkpoints()
+    keyed_from = min((c.keyed_from for c in checkpoints), default=None)
+    result = verify_payloads(
+        _payload_rows(chunk_size),
+        key=keys.entry,
+        anchors=[c.anchor() for c in checkpoints],
+        keyed_from=keyed_from,
+    )
+    if problems:
+        extra = "; ".join(problems[:3]) + (f"; and {len(problems) - 3} more" if len(problems) > 3 else "")
+        reason = f"{result.reason}; also {extra}" if not result.ok else extra
+        result = replace(result, ok=False, reason=reason)
+    return result
+
+
+def audit_verify_after(checkpoint: Checkpoint, *, chunk_size: int = 50_000) -> VerifyResult:
+    """Verify only the entries after a (signed, so trusted) checkpoint, linked to its head."""
+    if checkpoint.id:
+        head = AuditEntry.objects.filter(pk=checkpoint.id).values_list("hash", flat=True).first()
+        if head != checkpoint.hash:
+            state = "is missing" if head is None else "does not have the recorded hash"
+            return VerifyResult(
+                False, 0, checkpoint.id, f"entry #{checkpoint.id} of {checkpoint.label} {state}"
+            )
+    return verify_payloads(
+        _payload_rows(chunk_size, after_id=checkpoint.id),
+        key=audit_keys().entry,
+        keyed_from=checkpoint.keyed_from,
+        start_prev=checkpoint.hash if checkpoint.id else GENESIS_HASH,
+        start_count=checkpoint.count,
+        start_id=checkpoint.id,
+    )

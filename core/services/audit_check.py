@@ -11,6 +11,7 @@ from django.db import transaction
 from core.choices import Role
 from core.models import AuditCheck, User
 from core.services.audit import audit_record, audit_verify
+from core.services.audit_checkpoint import audit_checkpoint_write
 
 logger = logging.getLogger(__name__)
 
@@ -30,8 +31,9 @@ def _alert(check: AuditCheck) -> bool:
     # Imported here: telerad depends on core, not the other way round.
     from telerad.services.notifications import notify
 
+    where = f"at entry #{check.first_broken_id}" if check.first_broken_id is not None else "(checkpoints)"
     text = (
-        f"The audit log hash chain is broken at entry #{check.first_broken_id} ({check.message}); "
+        f"The audit log hash chain is broken {where} ({check.message}); "
         f"{check.entries} entries verified before it. Investigate before the evidence ages: "
         "run `manage.py audit_verify` and compare with the last export."
     )
@@ -65,6 +67,8 @@ def _alert(check: AuditCheck) -> bool:
 def audit_check_run(*, alert: bool = True) -> AuditCheck:
     """Verify the whole chain and store the result; when broken (and ``alert``), raise the alarm.
 
+    When the chain verifies, its head is written as a signed checkpoint (``AUDIT_CHECKPOINT_FILE``).
+
     The alarm: a CRITICAL log line, ``mail_admins``, a notification to every active admin and QC
     officer, and an ``audit.chain_broken`` entry. ``alerted`` records that it went out.
     """
@@ -75,6 +79,11 @@ def audit_check_run(*, alert: bool = True) -> AuditCheck:
         first_broken_id=result.broken_id,
         message=result.reason,
     )
+    if result.ok:
+        try:
+            audit_checkpoint_write(result=result)
+        except OSError:  # the verification itself stands; the next run or beat writes one
+            logger.exception("audit check %s: the checkpoint could not be written", check.pk)
     if not result.ok and alert and _alert(check):
         AuditCheck.objects.filter(pk=check.pk).update(alerted=True)
         check.alerted = True

@@ -17,8 +17,10 @@ from xml.etree import ElementTree as ET  # noqa: S405 - we only build XML here, 
 
 from django.conf import settings
 
+from core.audit_checkpoints import Checkpoint
 from core.choices import Role
 from core.models import AuditEntry
+from core.services.audit import audit_checkpoints
 
 LOCAL_CODE_SYSTEM = "Caravan"
 # RFC 5424 SD-ID of our structured data: name@<IANA private enterprise number>. 32473 is the
@@ -58,6 +60,7 @@ EXPORT = _dcm("110106", "Export")
 IMPORT = _dcm("110107", "Import")
 QUERY = _dcm("110112", "Query")
 ORDER_RECORD = _dcm("110109", "Order Record")
+CHECKPOINT_EVENT = Code("audit.checkpoint", "Caravan", "Audit chain checkpoint")
 PROCEDURE_RECORD = _dcm("110111", "Procedure Record")
 AUDIT_LOG_USED = _dcm("110101", "Audit Log Used")
 SECURITY_ALERT = _dcm("110113", "Security Alert")
@@ -241,13 +244,59 @@ def atna_message(entry: AuditEntry, *, source_id: str | None = None, app_name: s
         _coded(event, "EventTypeCode", kind.type_code)
     _coded(event, "EventTypeCode", Code(entry.action, LOCAL_CODE_SYSTEM, entry.action))
     _participants(message, entry, app_name)
+    _source(message, source_id)
+    _objects(message, entry)
+    return message
+
+
+def _source(message: ET.Element, source_id: str | None) -> None:
     source_attrs = {"AuditSourceID": _x(source_id or settings.AUDIT_SOURCE_ID)}
     if settings.AUDIT_ENTERPRISE_SITE_ID:
         source_attrs["AuditEnterpriseSiteID"] = _x(settings.AUDIT_ENTERPRISE_SITE_ID)
     source = ET.SubElement(message, "AuditSourceIdentification", source_attrs)
     _coded(source, "AuditSourceTypeCode", Code("4", "DCM", "Application Server"))
-    _objects(message, entry)
+
+
+def checkpoint_message(
+    checkpoint: Checkpoint, *, source_id: str | None = None, app_name: str = "caravan"
+) -> ET.Element:
+    """A signed checkpoint of the chain's head as an ``<AuditMessage>`` (local event code).
+
+    The participant object is the head entry (the audit log as a security resource); its
+    ``caravan-checkpoint`` detail is the checkpoint line exactly as signed, base64, so the
+    recipient can later hold the chain against it (``audit_verify`` reads the same lines).
+    """
+    message = ET.Element("AuditMessage")
+    event = ET.SubElement(
+        message,
+        "EventIdentification",
+        {"EventActionCode": "E", "EventDateTime": checkpoint.at, "EventOutcomeIndicator": "0"},
+    )
+    _coded(event, "EventID", CHECKPOINT_EVENT)
+    _coded(event, "EventTypeCode", CHECKPOINT_EVENT)
+    application = ET.SubElement(
+        message, "ActiveParticipant", {"UserID": _x(app_name), "UserIsRequestor": "true"}
+    )
+    _coded(application, "RoleIDCode", _dcm("110150", "Application"))
+    _source(message, source_id)
+    obj = ET.SubElement(
+        message,
+        "ParticipantObjectIdentification",
+        {
+            "ParticipantObjectID": str(checkpoint.id),
+            "ParticipantObjectTypeCode": "2",  # system object
+            "ParticipantObjectTypeCodeRole": "13",  # security resource
+        },
+    )
+    _coded(obj, "ParticipantObjectIDTypeCode", Code("12", "RFC-3881", "URI"))
+    value = base64.b64encode(checkpoint.line.encode()).decode()
+    ET.SubElement(obj, "ParticipantObjectDetail", {"type": "caravan-checkpoint", "value": value})
     return message
+
+
+def _latest_checkpoint() -> Checkpoint | None:
+    checkpoints, _ = audit_checkpoints()
+    return checkpoints[-1] if checkpoints else None
 
 
 def atna_messages(entries: Iterable[AuditEntry], **kwargs) -> Iterator[str]:
@@ -259,11 +308,17 @@ def atna_messages(entries: Iterable[AuditEntry], **kwargs) -> Iterator[str]:
 def atna_document(entries: Iterable[AuditEntry], **kwargs) -> Iterator[str]:
     """A whole export as one XML document: ``<AuditMessages>`` holding one message per line.
 
-    ``AuditMessages`` is a container, not a schema element: consumers take its children.
+    ``AuditMessages`` is a container, not a schema element: consumers take its children. The
+    last child is the newest signed checkpoint of the chain (``checkpoint_message``), if any.
     """
     yield '<?xml version="1.0" encoding="UTF-8"?>\n<AuditMessages>\n'
     for message in atna_messages(entries, **kwargs):
         yield message + "\n"
+    # Last: the newest signed checkpoint of the chain's head (read after the entries, so it is
+    # as recent as possible), when one was written.
+    checkpoint = _latest_checkpoint()
+    if checkpoint is not None:
+        yield ET.tostring(checkpoint_message(checkpoint, **kwargs), encoding="unicode") + "\n"
     yield "</AuditMessages>\n"
 
 
@@ -289,7 +344,8 @@ def syslog_lines(
     authpriv.warning (84) for a failed or refused action; PROCID is "-" (entries come from many
     processes); MSGID "IHE+RFC-3881" as IHE ATNA requires; the structured data names the chain
     entry (id and hash) so an ingested line can be checked against ``audit_verify``; MSG is the
-    ATNA XML, UTF-8 after a BOM (RFC 5424 6.4).
+    ATNA XML, UTF-8 after a BOM (RFC 5424 6.4). The last line is the newest signed checkpoint of
+    the chain, if any (structured data ``checkpoint`` and ``hash`` instead of ``entry``).
     """
     host = _header_field(hostname, 255)
     app = _header_field(app_name, 48)
@@ -304,3 +360,8 @@ def syslog_lines(
             f"<{_FACILITY * 8 + severity}>1 {_timestamp(entry)} {host} {app} - {ATNA_MSGID} "
             f"{structured} \ufeff{xml}"
         )
+    checkpoint = _latest_checkpoint()
+    if checkpoint is not None:  # the newest signed checkpoint of the chain's head, last
+        xml = ET.tostring(checkpoint_message(checkpoint, app_name=app_name), encoding="unicode")
+        structured = f'[{sd} checkpoint="{checkpoint.id}" hash="{_sd_value(checkpoint.hash)}"]'
+        yield f"<{_FACILITY * 8 + 5}>1 {checkpoint.at} {host} {app} - {ATNA_MSGID} {structured} \ufeff{xml}"
