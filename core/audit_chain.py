@@ -10,7 +10,8 @@ end, or rewriting the chain, contradicts them.
 Entries written before the key existed (version 1) carry plain SHA-256 of the same payload.
 They verify as such only at the start of the chain, up to the key-epoch entry (action
 ``audit.chain_keyed``, the first keyed entry, appended by migration 0004 when the table already
-had entries); after it every entry must be keyed. Checkpoints record where keyed hashing
+had entries); after it every entry must be keyed, and a chain whose plain part is not followed
+by that entry is refused. Checkpoints record where keyed hashing
 began (``keyed_from``), so a chain rewritten as plain SHA-256 is refused once a checkpoint exists.
 
 Canonical payload (version 1): the fields below, each rendered as text, joined by the ASCII
@@ -202,6 +203,7 @@ def verify_payloads(
             False, 0, conflict.id, f"{conflict.label} contradicts another checkpoint of entry #{conflict.id}"
         )
     matched = 0
+    first_legacy = 0
     next_anchor = ordered[0].id if ordered else math.inf
     sha256 = hashlib.sha256
     digest = hmac.digest
@@ -229,6 +231,8 @@ def verify_payloads(
                         "checkpoints): recomputed without the key",
                     )
                 legacy += 1
+                if legacy == 1:
+                    first_legacy = entry_id
             elif digest(key, data, "sha256").hex() == stored_hash:
                 if legacy and _action(text) != KEY_EPOCH_ACTION:
                     return broken(
@@ -255,6 +259,14 @@ def verify_payloads(
             next_anchor = ordered[matched].id if matched < len(ordered) else math.inf
         expected_prev = stored_hash
         head_id = entry_id
+    if legacy_open and legacy:
+        # Migration 0004 follows plain SHA-256 entries with a key-epoch entry at once, so a chain
+        # still plain at its end was recomputed (or cut back to its plain part) without the key.
+        return broken(
+            first_legacy,
+            f"entries #{first_legacy} to #{head_id} have plain SHA-256 hashes and no keyed "
+            f"{KEY_EPOCH_ACTION} entry follows them: recomputed without the key",
+        )
     if matched < len(ordered):
         last = ordered[-1]
         return broken(
