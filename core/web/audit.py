@@ -1,7 +1,9 @@
 """Audit trail review (docs/audit.md): search the log, who has seen a patient, export a range.
 
-Operator QC officers and administrators only (the log spans every organisation). Every search,
-viewer lookup and export is itself recorded in the log.
+Operator QC officers and administrators only, each within their operator's tenancy
+(``core.selectors_audit.audit_in_tenancy``: their own staff's entries and the entries about their
+objects); superusers read the whole trail. Every search, viewer lookup and export goes through
+the same scoped selectors and is itself recorded in the log.
 """
 
 from __future__ import annotations
@@ -22,8 +24,8 @@ from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
-from core.access import user_is_cross_organisation
-from core.choices import Role
+from core.access import user_is_platform_wide, user_organisation_kind
+from core.choices import OrganisationKind, Role
 from core.models import AuditCheck, User
 from core.selectors_audit import audit_search, patient_viewers
 from core.services.audit_export import atna_document, syslog_lines
@@ -66,11 +68,22 @@ class ViewersForm(forms.Form):
 
 
 def _check_access(user) -> None:
-    # Operator staff only: a reading group's QC officer must not read other organisations' trail.
+    # Superusers, and an operator's QC officers and administrators (who then see their own
+    # tenancy only); hospitals and reading groups have no review page.
+    if user_is_platform_wide(user):
+        return
     if not (
-        user.is_superuser or (user.has_role(Role.QC_OFFICER, Role.ADMIN) and user_is_cross_organisation(user))
+        user.has_role(Role.QC_OFFICER, Role.ADMIN)
+        and user_organisation_kind(user) == OrganisationKind.OPERATOR
     ):
         raise PermissionDenied("The audit trail is for the operator's QC officers and administrators.")
+
+
+def _tenancy(user: User) -> str:
+    """The reviewer's organisation, named on the page ("" for a superuser: the whole trail)."""
+    if user_is_platform_wide(user) or user.organisation is None:
+        return ""
+    return user.organisation.name
 
 
 def _user(request: HttpRequest) -> User:
@@ -93,7 +106,7 @@ def _export(request: HttpRequest, fmt: str, filters: dict[str, Any]) -> Streamin
             extra={"format": fmt},
         )
     # Oldest first, as a log is read; chunked so memory stays flat over a long range.
-    entries = audit_search(**filters).order_by("id").iterator(chunk_size=EXPORT_CHUNK)
+    entries = audit_search(user=_user(request), **filters).order_by("id").iterator(chunk_size=EXPORT_CHUNK)
     if fmt == "atna":
         body = atna_document(entries)
     else:
@@ -121,7 +134,9 @@ def audit_review(request: HttpRequest) -> HttpResponseBase:
     if search_ok:
         with transaction.atomic():
             audit_review_record(actor=_user(request), action="audit.search", filters=filters, request=request)
-        page = Paginator(audit_search(**filters), PAGE_SIZE).get_page(request.GET.get("page"))
+        page = Paginator(audit_search(user=_user(request), **filters), PAGE_SIZE).get_page(
+            request.GET.get("page")
+        )
 
     viewers_form = ViewersForm(request.GET) if request.GET.get("viewers_of") else ViewersForm()
     viewers = None
@@ -136,7 +151,11 @@ def audit_review(request: HttpRequest) -> HttpResponseBase:
             audit_review_record(
                 actor=_user(request), action="audit.patient_viewers", filters=lookup, request=request
             )
-        viewers = list(patient_viewers(data["viewers_of"], data["viewers_start"], data["viewers_end"]))
+        viewers = list(
+            patient_viewers(
+                data["viewers_of"], data["viewers_start"], data["viewers_end"], user=_user(request)
+            )
+        )
 
     query = {key: value for key, value in request.GET.items() if key in FILTERS and value}
     context = {
@@ -147,5 +166,6 @@ def audit_review(request: HttpRequest) -> HttpResponseBase:
         "viewers_patient": viewers_form.cleaned_data.get("viewers_of") if viewers is not None else "",
         "query": urlencode(query),
         "latest_check": AuditCheck.objects.first(),
+        "tenancy": _tenancy(_user(request)),
     }
     return render(request, "core/audit.html", context)

@@ -38,6 +38,11 @@ def _operator_scope(user) -> int | None:
     raise PermissionDenied("The quality dashboards are for the operator's QC officers and administrators.")
 
 
+def _tenancy(user, operator_id: int | None) -> str:
+    """The operator's name for the page's heading ("" when platform-wide)."""
+    return "" if operator_id is None else user.organisation.name
+
+
 def _choices(operator_id: int | None) -> dict[str, list[tuple[int, str]]]:
     """The filter selects: only what is in the viewer's tenancy (core/quality/scope.py)."""
     return {
@@ -98,6 +103,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         if "export" in request.GET:
             return HttpResponse(exc.message, status=400, content_type="text/plain; charset=utf-8")
         context: dict[str, Any] = {
+            "tenancy": _tenancy(request.user, operator_id),
             "error": exc.message,
             "selects": _selects(choices, request.GET),
             "start": request.GET.get("start", ""),
@@ -110,6 +116,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         for table in dash.tables:
             table.export_url = "?" + urlencode({**query, "export": table.key})
     context = {
+        "tenancy": _tenancy(request.user, operator_id),
         "filters": filters,
         "dashboards": dashboards,
         "selects": _selects(choices, query),

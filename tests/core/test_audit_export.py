@@ -25,8 +25,10 @@ WHEN = datetime(2026, 11, 20, 8, 30, 15, 123456, tzinfo=UTC)
 
 @pytest.fixture
 def entries():
-    reader = UserFactory(username="dr.reader", roles=[Role.RADIOLOGIST])
-    admin = UserFactory(username="boss", roles=[Role.ADMIN])
+    # One operator's staff: its QC officer downloads their entries (tenancy: test_audit_tenancy.py).
+    staff = operator_user().organisation
+    reader = UserFactory(username="dr.reader", roles=[Role.RADIOLOGIST], organisation=staff)
+    admin = UserFactory(username="boss", roles=[Role.ADMIN], organisation=staff)
     view = record_at(
         WHEN,
         actor=reader,
@@ -59,7 +61,15 @@ def entries():
     system = record_at(
         WHEN, actor=None, action="plan.publish_refused", object_type="fleet.plan", object_id="7"
     )
-    return {"view": view, "export": export, "role": role, "system": system, "reader": reader, "admin": admin}
+    return {
+        "view": view,
+        "export": export,
+        "role": role,
+        "system": system,
+        "reader": reader,
+        "admin": admin,
+        "staff": staff,
+    }
 
 
 def _coded(element, code: str, system: str, text: str) -> None:
@@ -256,7 +266,7 @@ def test_command_exports_a_date_range(entries, tmp_path):
 
 def test_download_streams_the_filtered_range(entries):
     client = Client()
-    client.force_login(operator_user(Role.QC_OFFICER))
+    client.force_login(UserFactory(organisation=entries["staff"], roles=[Role.QC_OFFICER]))
     response = client.get("/workspace/quality/audit/", {"export": "atna", "patient_id": "PX-1"})
     assert response.status_code == 200 and response.streaming
     assert response["Content-Type"].startswith("application/xml")

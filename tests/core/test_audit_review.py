@@ -13,20 +13,22 @@ from core.selectors_audit import audit_search, patient_viewers
 from core.services import audit_record
 from tests.core.audit_support import operator_user, record_at
 from tests.core.factories import OrganisationFactory, UserFactory
+from tests.dicom.factories import StudyFactory
+from tests.fleet.factories import UnitFactory
 
 pytestmark = pytest.mark.django_db
 PAGE = "/workspace/quality/audit/"
 
 
-def _view(user, patient: str, when: datetime, action: str = "study.view", **kw) -> AuditEntry:
+def _view(user, study, when: datetime, action: str = "study.view", **kw) -> AuditEntry:
     return record_at(
         when,
         actor=user,
         action=action,
         object_type="dicom.study",
-        object_id="1.2.840.1." + patient[-1],
+        object_id=study.pk,
         patient_data=kw.pop("patient_data", True),
-        patient_id=patient,
+        patient_id=study.patient_id,
         source_ip="10.0.0.9",
         **kw,
     )
@@ -34,16 +36,20 @@ def _view(user, patient: str, when: datetime, action: str = "study.view", **kw) 
 
 @pytest.fixture
 def world():
+    # Patients X and Y were scanned by the operator's van: its QC officers review these entries
+    # (tenancy: tests/core/test_audit_tenancy.py).
+    van = UnitFactory()
+    px, py = (StudyFactory(unit=van, patient_id=patient) for patient in ("PX", "PY"))
     reader = UserFactory(username="dr.reader", roles=[Role.RADIOLOGIST])
     clerk = UserFactory(username="clerk", roles=[Role.HOSPITAL_USER])
     other = UserFactory(username="only.y", roles=[Role.RADIOLOGIST])
     listing = UserFactory(username="lister", roles=[Role.DISPATCHER])
     d1, d2, d3 = (datetime(2026, 11, day, 9, 0, tzinfo=UTC) for day in (2, 5, 9))
-    _view(reader, "PX", d1)
-    _view(reader, "PX", d3, action="report.view")
-    _view(clerk, "PX", d2, action="report.pdf")
-    _view(other, "PY", d2)  # only patient Y: not a viewer of X
-    _view(listing, "PX", d2, action="order.move", patient_data=False)  # touched X, saw no data
+    _view(reader, px, d1)
+    _view(reader, px, d3, action="report.view")
+    _view(clerk, px, d2, action="report.pdf")
+    _view(other, py, d2)  # only patient Y: not a viewer of X
+    _view(listing, px, d2, action="order.move", patient_data=False)  # touched X, saw no data
     record_at(
         d2,
         actor=None,
@@ -53,7 +59,18 @@ def world():
         patient_data=True,
         patient_id="PX",
     )  # system work: nobody saw it
-    return {"reader": reader, "clerk": clerk, "other": other, "listing": listing, "days": (d1, d2, d3)}
+    return {
+        "reader": reader,
+        "clerk": clerk,
+        "other": other,
+        "listing": listing,
+        "days": (d1, d2, d3),
+        "operator": van.operator,
+    }
+
+
+def _reviewer(world, role: str, **kwargs):
+    return UserFactory(organisation=world["operator"], roles=[role], **kwargs)
 
 
 def test_patient_viewers_are_exactly_the_recorded_viewers(world, django_assert_num_queries):
@@ -144,7 +161,7 @@ def test_anonymous_is_sent_to_login():
 
 @pytest.mark.parametrize("role", [Role.QC_OFFICER, Role.ADMIN])
 def test_page_searches_and_each_read_is_audited(world, role):
-    reviewer = operator_user(role, username=f"rev-{role}")
+    reviewer = _reviewer(world, role, username=f"rev-{role}")
     client = _client(reviewer)
     response = client.get(PAGE, {"patient_id": "PX", "action": "report."})
     html = response.content.decode()
@@ -164,7 +181,7 @@ def test_page_searches_and_each_read_is_audited(world, role):
 
 
 def test_viewers_panel(world):
-    reviewer = operator_user(Role.QC_OFFICER)
+    reviewer = _reviewer(world, Role.QC_OFFICER)
     client = _client(reviewer)
     count = AuditEntry.objects.count()
     html = client.get(PAGE, {"viewers_of": "PX"}).content.decode()
@@ -176,7 +193,7 @@ def test_viewers_panel(world):
 
 
 def test_invalid_range_shows_an_error_and_searches_nothing(world):
-    client = _client(operator_user(Role.ADMIN))
+    client = _client(_reviewer(world, Role.ADMIN))
     count = AuditEntry.objects.count()
     response = client.get(PAGE, {"start": "2026-11-09", "end": "2026-11-01"})
     assert response.status_code == 200
@@ -185,10 +202,11 @@ def test_invalid_range_shows_an_error_and_searches_nothing(world):
 
 
 def test_pagination_newest_first():
-    actor = UserFactory()
+    reviewer = operator_user(Role.QC_OFFICER)
+    actor = UserFactory(organisation=reviewer.organisation)  # a colleague: their entries are in scope
     for i in range(55):
         audit_record(actor=actor, action="order.view", object_type="dicom.order", object_id=i)
-    client = _client(operator_user(Role.QC_OFFICER))
+    client = _client(reviewer)
     first = client.get(PAGE, {"action": "order."}).content.decode()
     assert first.count("<tr data-entry=") == 50 and "Page 1 of 2" in first
     second = client.get(PAGE, {"action": "order.", "page": 2}).content.decode()

@@ -489,6 +489,7 @@ def test_page_and_every_csv_show_only_the_operators_own_data(world, client: Clie
         response = client.get(URL, QUERY)
         assert response.status_code == 200
         html = response.content.decode()
+        assert "<p data-tenancy>Fixture Imaging: your units" in html
         for name in OTHER_NAMES:
             assert name not in html, name
         selects = {s["name"]: [label for _, label, _ in s["options"]] for s in response.context["selects"]}
@@ -566,6 +567,7 @@ def test_a_superuser_sees_both_operators(world, client: Client):
     response = client.get(URL, QUERY)
     assert response.status_code == 200
     assert response.context["filters"].operator_id is None
+    assert "<p data-tenancy>Every operator (platform-wide).</p>" in response.content.decode()
     selects = {s["name"]: [label for _, label, _ in s["options"]] for s in response.context["selects"]}
     assert selects["unit"] == ["CT Van A", "CT Van Z", "MR Van B"]
     assert selects["pool"] == ["Pool 1", "Pool 2", "Pool 3"]
