@@ -173,7 +173,9 @@ def _readers(n: int):
     """One pool, ``n`` radiologists in it, an API token each (bulk-created: setup is not timed)."""
     from django.contrib.auth.hashers import make_password
     from django.contrib.auth.models import Group
-    from rest_framework.authtoken.models import Token
+    from django.utils import timezone
+    from knox.models import AuthToken, get_digest_token
+    from knox.settings import CONSTANTS, knox_settings
 
     from core.choices import OrganisationKind, Role
     from core.models import Organisation, User
@@ -193,8 +195,17 @@ def _readers(n: int):
     Radiologist.pools.through.objects.bulk_create(
         [Radiologist.pools.through(radiologist=r, readingpool=pool) for r in readers]
     )
-    tokens = Token.objects.bulk_create([Token(key=Token.generate_key(), user=u) for u in users])
-    return pool, [t.key for t in tokens]
+    keys = []
+    rows = []
+    expiry = timezone.now() + knox_settings.TOKEN_TTL
+    for u in users:
+        digest, key = get_digest_token()
+        keys.append(key)
+        rows.append(
+            AuthToken(digest=digest, token_key=key[: CONSTANTS.TOKEN_KEY_LENGTH], user=u, expiry=expiry)
+        )
+    AuthToken.objects.bulk_create(rows)
+    return pool, keys
 
 
 @contextlib.contextmanager

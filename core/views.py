@@ -1,9 +1,14 @@
+import math
+
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.forms import AuthenticationForm
 from django.shortcuts import render
 
-from core.services.auth_audit import auth_login_failed_record, auth_login_record, auth_logout_record
+from core.http import client_ip
+from core.selectors_auth import login_lockout_seconds_left
+from core.services.auth_audit import auth_login_record, auth_login_refused_record, auth_logout_record
 from core.workspaces import Workspace, workspace_required
 
 
@@ -24,8 +29,23 @@ class LoginView(auth_views.LoginView):
         return response
 
     def form_invalid(self, form):
-        auth_login_failed_record(username=form.data.get("username", ""), request=self.request, channel="web")
+        # A lockout also answers through AxesMiddleware, which swaps in login_locked_out's page.
+        auth_login_refused_record(username=form.data.get("username", ""), request=self.request, channel="web")
         return super().form_invalid(form)
+
+
+def login_locked_out(request, original_response=None, credentials=None):
+    """The sign-in page while this username is locked out at this address (AXES_LOCKOUT_CALLABLE): 429."""
+    username = str(request.POST.get("username", ""))
+    wait = login_lockout_seconds_left(username=username, ip_address=client_ip(request))
+    context = {
+        "form": AuthenticationForm(request, initial={"username": username}),
+        "locked_out_minutes": max(1, math.ceil(wait / 60)),
+        "next": request.POST.get("next", ""),
+    }
+    response = render(request, "registration/login.html", context, status=429)
+    response["Retry-After"] = str(wait)
+    return response
 
 
 class LogoutView(auth_views.LogoutView):

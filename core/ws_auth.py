@@ -1,12 +1,12 @@
 """Websocket authentication by API token, on top of the session cookie.
 
-A non-browser client (or a page that holds a token) authenticates with a DRF
-``rest_framework.authtoken`` token, given either as the ``token`` query parameter or as a
+A non-browser client (or a page that holds a token) authenticates with an API token
+(django-rest-knox, core/services/api_tokens.py), given either as the ``token`` query parameter or as a
 ``Sec-WebSocket-Protocol`` value ``token.<key>``. The subprotocol form keeps the key out of URLs
 (and so out of proxy access logs); a consumer that sees ``scope["auth_subprotocol"]`` must
 accept with that subprotocol, or browsers drop the connection.
 
-A token that is given but unknown (or belongs to an inactive user) makes the connection
+A token that is given but unknown, expired or revoked (or belongs to an inactive user) makes the connection
 anonymous even if a valid session cookie came with it: a wrong credential fails loudly rather
 than silently falling back to another one.
 """
@@ -38,12 +38,9 @@ def token_from_scope(scope: dict[str, Any]) -> tuple[str | None, str | None]:
 
 @database_sync_to_async
 def _user_for_token(key: str) -> Any:
-    from rest_framework.authtoken.models import Token
+    from core.services.api_tokens import api_token_user
 
-    token = Token.objects.select_related("user").filter(key=key).first() if key else None
-    if token is None or not token.user.is_active:
-        return AnonymousUser()
-    return token.user
+    return api_token_user(key) or AnonymousUser()
 
 
 class TokenAuthMiddleware(BaseMiddleware):

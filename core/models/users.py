@@ -1,5 +1,5 @@
 from django.contrib.auth.models import AbstractUser
-from django.db import models
+from django.db import models, transaction
 
 from core.choices import Role
 
@@ -16,6 +16,22 @@ class User(AbstractUser):
 
     class Meta:
         ordering = ["username"]
+
+    def save(self, *args, **kwargs):
+        # set_password() keeps the new raw password in _password until this save; every way a
+        # password changes (password forms, admin, changepassword) passes here, and a hash
+        # upgrade at login clears it first, so it is not taken for a change.
+        existing = not self._state.adding
+        password_changed = existing and getattr(self, "_password", None) is not None
+        with transaction.atomic():
+            super().save(*args, **kwargs)
+            if password_changed or (existing and not self.is_active):
+                # A changed password or a deactivation ends the user's API tokens (docs/security.md).
+                from core.services.api_tokens import api_tokens_revoke_for_user
+
+                api_tokens_revoke_for_user(
+                    user=self, reason="password_changed" if password_changed else "deactivated"
+                )
 
     @property
     def roles(self) -> set[str]:

@@ -6,8 +6,9 @@ it with the platform's Orthanc credentials. docs/viewer.md describes the policy.
 
 - Methods: GET is forwarded; HEAD is forwarded as a GET whose body is dropped (Orthanc's
   DICOMweb plugin does not answer HEAD); OPTIONS is answered here; anything else is 405.
-- Authentication: the session (the viewer is same-origin) or ``Authorization: Token <key>``;
-  anonymous callers get 401.
+- Authentication: the session (the viewer is same-origin) or ``Authorization: Token <key>``
+  (an API token: core/services/api_tokens.py); anonymous callers and expired or revoked
+  tokens get 401.
 - Authorisation: a path naming a study (``studies/{uid}/...``) must name a study the user may
   see, else 404 (the same answer as for a UID that does not exist). Searches (``studies``,
   ``series``, ``instances``) by users who do not see every study are rewritten so Orthanc only
@@ -41,6 +42,7 @@ from django.http.response import HttpResponseBase
 from django.views.decorators.csrf import csrf_exempt
 
 from core.exceptions import NotFound
+from core.services.api_tokens import api_token_user
 from core.services.audit import audit_record
 from dicom.models import Study
 from dicom.orthanc.orthanc_config import DICOMWEB_ROOT
@@ -110,12 +112,10 @@ class ProxyError(Exception):
 
 
 def _token_user(key: str):
-    from rest_framework.authtoken.models import Token
-
-    token = Token.objects.select_related("user", "user__organisation").filter(key=key).first()
-    if token is None or not token.user.is_active:
-        return None
-    return token.user
+    user = api_token_user(key)
+    if user is not None:
+        user.organisation  # noqa: B018  (loaded here: the access checks read it from a worker thread)
+    return user
 
 
 async def _authenticate(request: HttpRequest):
@@ -128,7 +128,7 @@ async def _authenticate(request: HttpRequest):
         user = await sync_to_async(_token_user)(key.strip())
         if user is None:
             raise ProxyError(
-                401, "Invalid or inactive token.", "not_authenticated", {"WWW-Authenticate": "Token"}
+                401, "Invalid, expired or revoked token.", "not_authenticated", {"WWW-Authenticate": "Token"}
             )
         return user
     user = await request.auser()

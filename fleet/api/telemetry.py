@@ -17,6 +17,7 @@ from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.api.throttles import SettingRateThrottle
 from fleet.live import fleet_map_publish
 from fleet.models import DeviceToken
 from fleet.selectors_telemetry import device_token_for_key
@@ -57,6 +58,18 @@ class IsDevice(BasePermission):
         return isinstance(request.auth, DeviceToken)
 
 
+class TelemetryRateThrottle(SettingRateThrottle):
+    """Batches per device token (TELEMETRY_THROTTLE_RATE): one runaway device cannot starve the rest."""
+
+    scope = "telemetry"
+    rate_setting = "TELEMETRY_THROTTLE_RATE"
+
+    def get_ident(self, request) -> str:
+        if isinstance(request.auth, DeviceToken):
+            return f"device-{request.auth.pk}"
+        return super().get_ident(request)
+
+
 class TelemetryBatchSerializer(serializers.Serializer):
     # Each fix is checked by the service, so one bad fix does not refuse the batch.
     fixes = serializers.ListField(child=serializers.JSONField(), allow_empty=False)
@@ -75,6 +88,7 @@ class TelemetryBatchApi(APIView):
 
     authentication_classes = [DeviceTokenAuthentication]
     permission_classes = [IsDevice]
+    throttle_classes = [TelemetryRateThrottle]
     parser_classes = [JSONParser]
 
     @extend_schema(
@@ -87,6 +101,7 @@ class TelemetryBatchApi(APIView):
             401: OpenApiResponse(
                 description="Missing, invalid or revoked token, or another unit's; nothing stored"
             ),
+            429: OpenApiResponse(description="Too many batches from this device; Retry-After says when"),
         },
     )
     def post(self, request, unit_id: int):

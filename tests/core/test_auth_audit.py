@@ -45,7 +45,7 @@ def test_api_token_requests_are_audited(client):
     bad = client.post("/api/auth/token/", {"username": "api-user", "password": "nope"})
     assert bad.status_code == 400
     good = client.post("/api/auth/token/", {"username": "api-user", "password": PASSWORD})
-    assert good.status_code == 200 and len(good.json()["token"]) == 40
+    assert good.status_code == 200 and len(good.json()["token"]) == 64
     assert [e.details_data for e in _entries("auth.login_failed")] == [
         {"channel": "api", "username": "api-user"}
     ]

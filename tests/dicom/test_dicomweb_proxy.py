@@ -15,7 +15,7 @@ import pytest
 from asgiref.sync import async_to_sync
 from django.core.cache import cache
 from django.test import AsyncClient
-from rest_framework.authtoken.models import Token
+from knox.models import AuthToken
 
 from core.choices import OrganisationKind, Role
 from core.models import AuditEntry
@@ -259,23 +259,23 @@ def test_anonymous_is_401_and_token_auth_works(world):
     response, _ = get(AsyncClient(), f"/dicom-web/studies/{stored.uid}/metadata", authorization="Token nope")
     assert response.status_code == 401
 
-    token_a = Token.objects.create(user=user_a)
+    _, token_a = AuthToken.objects.create(user=user_a)
     response, body = get(
-        AsyncClient(), f"/dicom-web/studies/{stored.uid}/metadata", authorization=f"Token {token_a.key}"
+        AsyncClient(), f"/dicom-web/studies/{stored.uid}/metadata", authorization=f"Token {token_a}"
     )
     assert response.status_code == 200
     assert len(json.loads(body)) == len(stored.instances)
 
-    token_b = Token.objects.create(user=user_b)
+    _, token_b = AuthToken.objects.create(user=user_b)
     response, _ = get(
-        AsyncClient(), f"/dicom-web/studies/{stored.uid}/metadata", authorization=f"Token {token_b.key}"
+        AsyncClient(), f"/dicom-web/studies/{stored.uid}/metadata", authorization=f"Token {token_b}"
     )
     assert response.status_code == 404
 
     user_a.is_active = False
     user_a.save()
     response, _ = get(
-        AsyncClient(), f"/dicom-web/studies/{stored.uid}/metadata", authorization=f"Token {token_a.key}"
+        AsyncClient(), f"/dicom-web/studies/{stored.uid}/metadata", authorization=f"Token {token_a}"
     )
     assert response.status_code == 401
     assert opened(user_a) == 1 and opened(user_b) == 0

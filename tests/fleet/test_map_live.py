@@ -8,7 +8,7 @@ from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.db import transaction
 from django.test import Client
-from rest_framework.authtoken.models import Token
+from knox.models import AuthToken
 
 from config.asgi import application
 from core.choices import Role
@@ -102,7 +102,7 @@ def test_dispatcher_gets_the_update_after_commit_and_other_operators_do_not():
 
 def test_token_subprotocol_is_accepted():
     operator = OperatorFactory()
-    token = Token.objects.create(user=dispatcher(operator)).key
+    _, token = AuthToken.objects.create(user=dispatcher(operator))
 
     async def scenario():
         communicator = WebsocketCommunicator(

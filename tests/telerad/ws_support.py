@@ -11,7 +11,7 @@ from channels.db import database_sync_to_async
 from channels.layers import channel_layers, get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.test import Client
-from rest_framework.authtoken.models import Token
+from knox.models import AuthToken
 
 from config.asgi import application
 from core.choices import OrganisationKind
@@ -53,7 +53,7 @@ def _reader(*pools: ReadingPool):
 
 
 def _token(user) -> str:
-    return Token.objects.create(user=user).key
+    return AuthToken.objects.create(user=user)[1]
 
 
 def _session_cookie(user) -> tuple[bytes, bytes]:

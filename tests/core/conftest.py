@@ -1,0 +1,1 @@
+from tests.core.auth_support import clock  # noqa: F401  (the movable clock fixture)
