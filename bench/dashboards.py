@@ -310,7 +310,8 @@ def run(
             "unit": {"unit_id": rng.choice(world["units"])},
             "pool": {"pool_id": rng.choice(world["pools"])},
         }.get(which, {})
-        return DashboardFilters(start=start, end=end, **pick)
+        # As the operator's QC officer sees them (its tenancy; the page below does the same).
+        return DashboardFilters(start=start, end=end, **pick).for_operator(world["qc_user"].organisation_id)
 
     timings: dict[tuple[str, str], dict[str, list[float]]] = {}
     with connection.cursor() as cursor:
