@@ -9,11 +9,12 @@ from rest_framework.views import APIView
 
 from core.api.pagination import StandardPagination
 from core.choices import OrganisationKind
-from core.exceptions import AccessDenied
+from core.exceptions import AccessDenied, InvalidInput
 from core.models import Organisation
 from dicom.choices import OrderStatus, Priority
 from dicom.models import Order
 from dicom.selectors import order_get_for_user, order_get_for_write, order_list_audit, order_list_for_user
+from dicom.services.order_booking import booking_visit_get
 from dicom.services.orders import order_cancel, order_create, order_start
 from fleet.models import Unit
 
@@ -62,8 +63,18 @@ class OrderCreateSerializer(serializers.Serializer):
         required=False,
         help_text="Defaults to the caller's hospital; hospital users book only for their own.",
     )
-    unit = serializers.PrimaryKeyRelatedField(queryset=Unit.objects.all())
-    scheduled_date = serializers.DateField()
+    visit = serializers.IntegerField(
+        required=False,
+        min_value=1,
+        help_text="The visit to book on (one of your hospital's); unit and scheduled_date then "
+        "default to its unit and day.",
+    )
+    unit = serializers.PrimaryKeyRelatedField(
+        queryset=Unit.objects.all(),
+        required=False,
+        help_text="Without visit: the unit whose visit to your hospital on scheduled_date to book on.",
+    )
+    scheduled_date = serializers.DateField(required=False)
     requested_procedure = serializers.CharField(max_length=200, trim_whitespace=True)
     modality = serializers.CharField(max_length=16)
     body_part = serializers.CharField(max_length=32)
@@ -116,9 +127,15 @@ class OrderListCreateApi(APIView):
         request=OrderCreateSerializer,
         responses={
             201: OrderSerializer,
-            400: OpenApiResponse(description="Invalid booking"),
+            400: OpenApiResponse(
+                description="Invalid booking; `code` says why (no_contract, no_visit, visit_not_at_hospital, "
+                "visit_other_unit, visit_other_date, visit_required, invalid_*)"
+            ),
             403: OpenApiResponse(description="Not a hospital user of that hospital"),
-            409: OpenApiResponse(description="client_request_id reused for another booking"),
+            409: OpenApiResponse(
+                description="The unit or visit cannot take it (visit_cancelled, visit_over, unit_withdrawn, "
+                "unit_unlicensed, unit_qc_hold), or client_request_id reused for another booking"
+            ),
         },
     )
     def post(self, request):
@@ -128,6 +145,18 @@ class OrderListCreateApi(APIView):
         hospital = data.pop("hospital", None) or request.user.organisation
         if hospital is None:
             raise AccessDenied("Your account belongs to no hospital; only hospital users book exams")
+        visit_id = data.pop("visit", None)
+        if visit_id is not None:
+            visit = booking_visit_get(actor=request.user, hospital=hospital, visit_id=visit_id)
+            data.setdefault("unit", visit.unit)
+            data.setdefault("scheduled_date", visit.date)
+            data["visit"] = visit
+        elif "unit" not in data or "scheduled_date" not in data:
+            raise InvalidInput(
+                "visit: give the visit to book on (or its unit and scheduled_date)",
+                code="visit_required",
+                extra={"field": "visit"},
+            )
         order = order_create(actor=request.user, hospital=hospital, request=request, **data)
         return Response(OrderSerializer(order).data, status=status.HTTP_201_CREATED)
 

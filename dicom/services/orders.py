@@ -24,7 +24,7 @@ from core.models import Organisation, User
 from core.services import audit_record
 from dicom.choices import BodyPart, OrderStatus, PatientSex, Priority
 from dicom.models import Order
-from dicom.selectors import visit_for_booking
+from dicom.services.order_booking import booking_check, booking_check_may_book
 from dicom.services.order_start import order_start  # noqa: F401  (re-exported: the exam's start)
 from dicom.uids import new_uid
 from fleet.choices import Modality
@@ -136,14 +136,6 @@ def _check_date(value: Any, field: str) -> date:
     return value
 
 
-def _check_may_book(actor: User | None, hospital: Organisation) -> User:
-    if actor is None or not actor.is_authenticated or not actor.is_active:
-        raise AccessDenied("Sign in as a hospital user to book exams")
-    if not actor.has_role(Role.HOSPITAL_USER) or actor.organisation_id != hospital.pk:
-        raise AccessDenied(f"Only hospital users of {hospital.name} can book exams for it")
-    return actor
-
-
 def _check_may_cancel(actor: User | None, order: Order) -> None:
     if actor is None or not actor.is_authenticated or not actor.is_active:
         raise AccessDenied("Sign in to cancel an order")
@@ -204,13 +196,14 @@ def order_create(
     """Book an exam on ``unit`` for ``scheduled_date``; it appears in the unit's worklist.
 
     The order belongs to ``visit`` when given (it must be that unit's visit to the hospital on
-    that day), else to the unit's planned visit there that day if dispatch has one; a visit
-    published later picks it up (``orders_attach_visit``).
+    that day), else to the unit's visit there that day; with none, or a unit the hospital has no
+    contract with, or one that cannot serve the visit, the booking is refused
+    (``dicom.services.order_booking.booking_check``, docs/orders.md).
 
     The same ``client_request_id`` from the same hospital returns the order it created, so a
     client may retry a booking whose answer it never received.
     """
-    booker = _check_may_book(actor, hospital)
+    booker = booking_check_may_book(actor, hospital)
     client_request_id = _check_text(
         client_request_id, field="client_request_id", max_length=CLIENT_REQUEST_ID_MAX, required=False
     )
@@ -259,14 +252,7 @@ def order_create(
     patient_name = clean_patient_name(patient_name)
     if not isinstance(notes, str):
         raise InvalidInput("notes must be text", code="invalid_notes")
-    if visit is None:
-        visit = visit_for_booking(unit_id=unit.pk, hospital_id=hospital.pk, day=scheduled_date)
-    elif (visit.unit_id, visit.hospital_id, visit.date) != (unit.pk, hospital.pk, scheduled_date):
-        raise InvalidInput(
-            f"Visit {visit.pk} is {visit.unit} at {visit.hospital} on {visit.date.isoformat()}, "
-            "not this booking's unit, hospital and day",
-            code="visit_mismatch",
-        )
+    visit = booking_check(hospital=hospital, unit=unit, day=scheduled_date, visit=visit)
 
     order: Order | None = None
     for _ in range(ACCESSION_ATTEMPTS):

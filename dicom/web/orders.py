@@ -36,6 +36,14 @@ _ERROR_FIELDS = {
     "invalid_priority": "priority",
     "invalid_patient_sex": "patient_sex",
     "invalid_modality": "modality",
+    # Booking rules (dicom.services.order_booking): the van and its visit that day.
+    "no_contract": "unit",
+    "unit_withdrawn": "unit",
+    "unit_unlicensed": "unit",
+    "unit_qc_hold": "unit",
+    "no_visit": "scheduled_date",
+    "visit_cancelled": "scheduled_date",
+    "visit_over": "scheduled_date",
 }
 
 

@@ -7,8 +7,10 @@ from core.choices import OrganisationKind
 from dicom.choices import IngestStatus
 from dicom.models import Order, Study
 from dicom.uids import new_uid
+from fleet.models import ServiceContract, Unit, Visit
+from fleet.selectors import REQUIRED_LICENCES
 from tests.core.factories import OrganisationFactory, UserFactory
-from tests.fleet.factories import UnitFactory
+from tests.fleet.factories import UnitFactory, VisitFactory, license_unit
 
 
 class HospitalFactory(OrganisationFactory):
@@ -43,3 +45,20 @@ class StudyFactory(factory.django.DjangoModelFactory):
     orthanc_id = factory.Sequence(lambda n: f"{n:08x}-00000000-00000000-00000000-00000000")
     study_instance_uid = factory.LazyFunction(new_uid)
     ingest_status = IngestStatus.UNMATCHED
+
+
+def bookable(unit: Unit, hospital, day: datetime.date | None = None, **visit_fields) -> Visit:
+    """What booking an exam on ``unit`` for ``hospital`` on ``day`` (default today) needs: an active
+    contract with the unit's operator for its modality, the unit's licences, and its visit to the
+    hospital that day (returned; created unless one is there already)."""
+    day = day or timezone.localdate()
+    ServiceContract.objects.get_or_create(
+        operator_id=unit.operator_id,
+        hospital=hospital,
+        modality=unit.modality,
+        defaults={"interval_days": 14, "starts_on": day},
+    )
+    if not unit.licences.filter(kind__in=REQUIRED_LICENCES[unit.modality]).exists():
+        license_unit(unit)
+    visit = Visit.objects.filter(unit=unit, hospital=hospital, date=day).exclude(status="cancelled").first()
+    return visit or VisitFactory(unit=unit, hospital=hospital, date=day, **visit_fields)

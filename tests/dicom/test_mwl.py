@@ -24,7 +24,7 @@ from dicom.orthanc import launcher, orthanc_config
 from dicom.services.orders import order_cancel, order_create, order_mark_acquired, order_mark_in_progress
 from fleet.services import equipment_qc_record
 from tests.core.factories import UserFactory
-from tests.dicom.factories import HospitalFactory, OrderFactory
+from tests.dicom.factories import HospitalFactory, OrderFactory, bookable
 from tests.fleet.factories import UnitFactory, qc_pass_today
 from tests.orthanc_fixture import free_ports
 
@@ -86,6 +86,8 @@ def world(orthanc):
     qc_pass_today(mr)
     today = timezone.localdate()
     tomorrow = today + datetime.timedelta(days=1)
+    for unit, day in ((ct, today), (ct, tomorrow), (mr, today)):
+        bookable(unit, hospital, day)  # contracted, licensed, visiting that day
 
     def book(unit, day, patient_id, name, **extra):
         return order_create(

@@ -23,7 +23,7 @@ from dicom.services.order_moves import orders_attach_visit
 from dicom.services.orders import order_cancel, order_create, order_mark_acquired, order_mark_in_progress
 from tests.browser_support import CHROMIUM, CHROMIUM_ARGS
 from tests.core.factories import OrganisationFactory, UserFactory
-from tests.dicom.factories import HospitalFactory, OrderFactory
+from tests.dicom.factories import HospitalFactory, OrderFactory, bookable
 from tests.fleet.factories import OperatorFactory, UnitFactory, VisitFactory
 
 pytestmark = pytest.mark.django_db
@@ -48,8 +48,12 @@ def booker(hospital):
 
 
 @pytest.fixture
-def ct_unit():
-    return UnitFactory(modality="CT", ae_title="ORDCT01")
+def ct_unit(hospital):
+    """A contracted, licensed CT van visiting ``hospital`` today and tomorrow (the default day)."""
+    unit = UnitFactory(modality="CT", ae_title="ORDCT01")
+    for offset in (0, 1):
+        bookable(unit, hospital, _today() + datetime.timedelta(days=offset))
+    return unit
 
 
 @pytest.fixture
@@ -119,31 +123,32 @@ def test_create_books_an_order_with_accession_and_uid_and_audits(booker, hospita
         "priority": "ROUTINE",
         "scheduled_date": order.scheduled_date.isoformat(),
         "unit": ct_unit.pk,
-        "visit": None,
+        "visit": order.visit_id,
     }
     assert "ZHANG" not in entry.details
-    assert order.visit is None  # no visit planned yet: the unit and the date say when
+    # Booked on the unit's visit to the hospital that day (found: the booking named none).
+    assert (order.visit.unit, order.visit.hospital, order.visit.date) == (ct_unit, hospital, order.scheduled_date)
 
 
-def test_an_order_joins_the_units_visit_that_day_and_a_later_one_picks_up_earlier_bookings(
+def test_an_order_joins_the_units_visit_and_a_published_visit_picks_up_older_unlinked_orders(
     booker, hospital, ct_unit
 ):
-    day = _today() + datetime.timedelta(days=1)
-    early = _book(booker, hospital, ct_unit, patient_id="EARLY")
-    cancelled = _book(booker, hospital, ct_unit, patient_id="GONE")
-    order_cancel(actor=booker, order=cancelled, reason="patient moved away")
-    other_hospital = HospitalFactory()
-    elsewhere = _book(
-        UserFactory(organisation=other_hospital, roles=["hospital_user"]), other_hospital, ct_unit
+    day = _today() + datetime.timedelta(days=2)
+    # Orders from before the booking rules, booked with no visit: a visit published for their
+    # unit, hospital and day still collects them (orders_attach_visit).
+    early = OrderFactory(hospital=hospital, unit=ct_unit, scheduled_date=day, created_by=booker)
+    cancelled = OrderFactory(
+        hospital=hospital, unit=ct_unit, scheduled_date=day, created_by=booker, status=OrderStatus.CANCELLED
     )
-    other_day = _book(
-        booker, hospital, ct_unit, patient_id="LATER", scheduled_date=day + datetime.timedelta(days=1)
+    elsewhere = OrderFactory(unit=ct_unit, scheduled_date=day)
+    other_day = OrderFactory(
+        hospital=hospital, unit=ct_unit, scheduled_date=day + datetime.timedelta(days=1), created_by=booker
     )
     VisitFactory(unit=ct_unit, hospital=hospital, date=day, status="cancelled")  # never joined
-    visit = VisitFactory(unit=ct_unit, hospital=hospital, date=day)
+    visit = bookable(ct_unit, hospital, day)
 
     assert orders_attach_visit(visit=visit) == 1
-    late = _book(booker, hospital, ct_unit, patient_id="LATE")
+    late = _book(booker, hospital, ct_unit, patient_id="LATE", scheduled_date=day)
 
     assert Order.objects.get(pk=early.pk).visit == visit and late.visit == visit
     assert Order.objects.get(pk=cancelled.pk).visit is None
@@ -156,11 +161,11 @@ def test_an_order_joins_the_units_visit_that_day_and_a_later_one_picks_up_earlie
 
 def test_booking_onto_another_units_visit_is_refused(booker, hospital, ct_unit):
     visit = VisitFactory(unit=UnitFactory(modality="CT"), hospital=hospital, date=_today())
-    with pytest.raises(InvalidInput, match="not this booking's unit, hospital and day") as caught:
+    with pytest.raises(InvalidInput, match=f"Visit {visit.pk} is by .*, not {ct_unit.name}") as caught:
         order_create(
             actor=booker, hospital=hospital, unit=ct_unit, visit=visit, **_booking(scheduled_date=_today())
         )
-    assert caught.value.code == "visit_mismatch"
+    assert caught.value.code == "visit_other_unit"
     assert not Order.objects.exists()
 
 
@@ -198,6 +203,7 @@ def test_replay_is_honoured_even_once_the_date_has_passed(booker, hospital, ct_u
 
 def test_same_key_from_another_hospital_is_another_order(booker, hospital, ct_unit):
     other = HospitalFactory()
+    bookable(ct_unit, other, _today() + datetime.timedelta(days=1))
     other_booker = UserFactory(organisation=other, roles=["hospital_user"])
     mine = _book(booker, hospital, ct_unit, client_request_id="shared")
     theirs = _book(other_booker, other, ct_unit, client_request_id="shared")
@@ -626,7 +632,7 @@ def test_api_cancel_by_a_technologist_is_403(ct_unit):
 def _form(unit, **overrides):
     data = {
         "unit": unit.pk,
-        "scheduled_date": (_today() + datetime.timedelta(days=2)).isoformat(),
+        "scheduled_date": (_today() + datetime.timedelta(days=1)).isoformat(),
         "modality": "CT",
         "body_part": "CHEST",
         "requested_procedure": "CT CHEST",
@@ -736,6 +742,7 @@ def test_browser_books_an_exam_with_errors_shown_inline(live_server, monkeypatch
     hospital = HospitalFactory(name="Zigui County Hospital")
     UserFactory(username="hana", organisation=hospital, roles=["hospital_user"])
     unit = UnitFactory(modality="CT", ae_title="BRWCT01", name="CT van Three Gorges")
+    bookable(unit, hospital)
     screenshots = Path(settings.BASE_DIR) / "test-artifacts" / "screenshots"
     screenshots.mkdir(parents=True, exist_ok=True)
 

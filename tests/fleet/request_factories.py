@@ -9,7 +9,7 @@ from core.choices import Role
 from fleet.models import ServiceContract, ServiceRequest
 from tests.core.factories import UserFactory
 from tests.dicom.factories import HospitalFactory
-from tests.fleet.factories import OperatorFactory, UnitFactory
+from tests.fleet.factories import OperatorFactory, UnitFactory, license_unit
 
 
 class ServiceContractFactory(factory.django.DjangoModelFactory):
@@ -60,6 +60,7 @@ def served_hospital(modality: str = "CT"):
     operator = OperatorFactory()
     hospital = HospitalFactory()
     unit = UnitFactory(operator=operator, modality=modality)
+    license_unit(unit)  # its exams can be booked on its visits
     ServiceContractFactory(operator=operator, hospital=hospital, modality=modality)
     user = UserFactory(organisation=hospital, roles=[Role.HOSPITAL_USER])
     dispatcher = UserFactory(organisation=operator, roles=[Role.DISPATCHER])

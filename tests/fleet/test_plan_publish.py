@@ -25,7 +25,7 @@ from telerad.models import Notification
 from tests.core.factories import UserFactory
 from tests.dicom.factories import HospitalFactory
 from tests.fleet.factories import OperatorFactory, UnitFactory, ready_unit
-from tests.fleet.request_factories import ServiceRequestFactory, exam
+from tests.fleet.request_factories import ServiceContractFactory, ServiceRequestFactory, exam
 
 pytestmark = pytest.mark.django_db
 
@@ -50,6 +50,7 @@ def world():
     requests = []
     for k, (lat, lon) in enumerate(PLACES):
         hospital = HospitalFactory(latitude=lat, longitude=lon)
+        ServiceContractFactory(operator=operator, hospital=hospital)  # booking its exams needs one
         requests.append(
             ServiceRequestFactory(
                 operator=operator,

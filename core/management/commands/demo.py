@@ -139,11 +139,12 @@ class Command(BaseCommand):
 
         self._register(units)
         self._reading_pools(groups)
-        self._book_orders(staff["hospital"], units)
-        self._sites_and_visits(hospitals, units)
         from fleet.demo import demo_planning_load
 
+        # Contracts and today's visits first: a hospital books only on a contracted van's visit.
         demo_planning_load(operator=operator, hospitals=hospitals, requester=staff["hospital"])
+        self._sites_and_visits(hospitals, units, staff["hospital"])
+        self._book_orders(staff["hospital"], units)
 
         self.stdout.write(
             f"Demo ready: {Organisation.objects.count()} organisations, {Unit.objects.count()} units, "
@@ -238,11 +239,10 @@ class Command(BaseCommand):
                 client_request_id=f"demo-{today.isoformat()}-{i}",
             )
 
-    def _sites_and_visits(self, hospitals: list[Organisation], units: dict) -> None:
-        """Geofences around every demo hospital and depot; today's visits for the booked exams."""
+    def _sites_and_visits(self, hospitals: list[Organisation], units: dict, hospital_user: User) -> None:
+        """Geofences around every demo hospital and depot; today's visits for the demo's exams."""
         from django.utils import timezone
 
-        from dicom.models import Order
         from dicom.services.order_moves import orders_attach_visit
         from fleet.choices import SiteKind
         from fleet.models import Site, Visit
@@ -263,11 +263,12 @@ class Command(BaseCommand):
                 kind=SiteKind.DEPOT, name=depot, defaults={"latitude": lat, "longitude": lon}
             )
         today = timezone.localdate()
+        if hospital_user.organisation_id is None:
+            raise CommandError("the demo hospital user has no organisation")
         booked: dict[tuple[int, int], int] = {}
-        for unit_id, hospital_id in Order.objects.filter(scheduled_date=today).values_list(
-            "unit_id", "hospital_id"
-        ):
-            booked[(unit_id, hospital_id)] = booked.get((unit_id, hospital_id), 0) + 1
+        for unit_name, *_ in d.ORDERS:
+            key = (units[unit_name].pk, hospital_user.organisation_id)
+            booked[key] = booked.get(key, 0) + 1
         for (unit_id, hospital_id), exams in booked.items():
             visit, created = Visit.objects.get_or_create(
                 unit_id=unit_id, hospital_id=hospital_id, date=today, defaults={"exams_booked": exams}
