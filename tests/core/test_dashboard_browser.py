@@ -17,6 +17,7 @@ from dicom.models import QCResult, Study
 from fleet.models import CrewMember, Unit, Visit
 from telerad.models import CriticalResult, PeerReview, Radiologist, ReadingPool, ReadingTask, Report
 from tests.browser_support import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS, running_daphne, sign_in, watched_page
+from tests.fleet.factories import OperatorFactory, UnitFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -128,6 +129,18 @@ def test_qc_dashboard_on_the_demo_draws_every_chart(transactional_db):
         pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium (make test does it)")
     call_command("demo", verbosity=0)
     _quality_history()
+    # Another operator's van and study: not the demo QC officer's to see (tenancy, issue 14).
+    rival = UnitFactory(operator=OperatorFactory(name="Rival Imaging"), name="CT Van Rival")
+    Study.objects.create(
+        orthanc_id="dash-rival",
+        study_instance_uid="1.2.826.0.1.3680043.8.498.98.1",
+        modalities="CT",
+        unit=rival,
+        hospital=Visit.objects.first().hospital,
+        study_date=timezone.localdate() - dt.timedelta(days=1),
+        ingest_status="matched",
+        qc_outcome="fail",
+    )
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     with running_daphne("qc-dashboard-daphne.log") as base, sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
@@ -149,6 +162,8 @@ def test_qc_dashboard_on_the_demo_draws_every_chart(transactional_db):
             rows = page.locator(f'table[data-table="{key}"] tbody tr')
             expect(rows.first).not_to_contain_text("Nothing in this range")
         expect(page.locator("a[data-export]")).to_have_count(8)
+        expect(page.locator("select[name=unit] option", has_text="Rival")).to_have_count(0)
+        expect(page.locator("main")).not_to_contain_text("CT Van Rival")
         # The demo crews are named per technologist, not lumped under "No crew on record".
         expect(page.locator('table[data-table="qc_technologists"]')).to_contain_text("Chen")
         page.screenshot(path=str(SCREENSHOTS / "qc_dashboard.png"), full_page=True)
