@@ -99,6 +99,8 @@ EVENT_MAP: dict[str, EventKind] = {
     "auth.login": EventKind(USER_AUTHENTICATION, "E", _dcm("110122", "Login")),
     "auth.login_failed": EventKind(USER_AUTHENTICATION, "E", _dcm("110122", "Login")),
     "auth.logout": EventKind(USER_AUTHENTICATION, "E", _dcm("110123", "Logout")),
+    "auth.tokens_revoke": EventKind(USER_AUTHENTICATION, "E", _dcm("110123", "Logout")),
+    "auth.lockout": EventKind(SECURITY_ALERT, "E"),
     "user.create": EventKind(SECURITY_ALERT, "E", _dcm("110137", "User Security Attributes Changed")),
     "user.role_assign": EventKind(SECURITY_ALERT, "E", _dcm("110136", "Security Roles Changed")),
     "audit.chain_broken": EventKind(SECURITY_ALERT, "E"),

@@ -187,3 +187,17 @@ def test_token_endpoint_throttle_answers_429_with_retry_after(client, settings, 
 
     clock.advance(seconds=61)
     assert _api(client, "api-user", PASSWORD).status_code == 200
+
+
+def test_the_lockout_exports_to_atna_as_a_security_alert(client):
+    import xml.etree.ElementTree as ET
+
+    from core.services.audit_export import atna_messages
+
+    UserFactory(username="dana", roles=[Role.DISPATCHER])
+    for _ in range(50):
+        _web(client, "dana", WRONG)
+    [message] = [
+        ET.fromstring(xml) for xml in atna_messages(list(AuditEntry.objects.filter(action="auth.lockout")))
+    ]
+    assert message.find("EventIdentification").find("EventID").get("csd-code") == "110113"
