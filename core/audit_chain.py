@@ -36,7 +36,7 @@ import hashlib
 import hmac
 import json
 import math
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -126,6 +126,25 @@ def keyed_hash(key: bytes, text: str) -> str:
     return hmac.digest(key, text.encode(), "sha256").hex()
 
 
+def keyed_hasher(key: bytes) -> Callable[[bytes], str]:
+    """``keyed_hash`` for many payloads: HMAC (RFC 2104) with the padded key's SHA-256 states
+    computed once and copied per payload. ``hmac.digest`` sets up its key on every call, which
+    costs three times the hashing itself and would take verification below its target."""
+    block = hashlib.sha256().block_size
+    padded = (hashlib.sha256(key).digest() if len(key) > block else key).ljust(block, b"\0")
+    inner = hashlib.sha256(bytes(b ^ 0x36 for b in padded))
+    outer = hashlib.sha256(bytes(b ^ 0x5C for b in padded))
+
+    def mac(data: bytes) -> str:
+        h = inner.copy()
+        h.update(data)
+        o = outer.copy()
+        o.update(h.digest())
+        return o.hexdigest()
+
+    return mac
+
+
 def entry_hash(key: bytes, **fields: Any) -> str:
     return keyed_hash(key, payload(**fields))
 
@@ -206,7 +225,7 @@ def verify_payloads(
     first_legacy = 0
     next_anchor = ordered[0].id if ordered else math.inf
     sha256 = hashlib.sha256
-    digest = hmac.digest
+    mac = keyed_hasher(key)
 
     def broken(entry_id: int, reason: str) -> VerifyResult:
         return VerifyResult(False, checked, entry_id, reason, legacy, matched, head_id, expected_prev)
@@ -233,7 +252,7 @@ def verify_payloads(
                 legacy += 1
                 if legacy == 1:
                     first_legacy = entry_id
-            elif digest(key, data, "sha256").hex() == stored_hash:
+            elif mac(data) == stored_hash:
                 if legacy and _action(text) != KEY_EPOCH_ACTION:
                     return broken(
                         entry_id, f"keyed entry after plain SHA-256 ones without a {KEY_EPOCH_ACTION}"
@@ -241,7 +260,7 @@ def verify_payloads(
                 legacy_open = False
             else:
                 return broken(entry_id, "content does not match its hash")
-        elif digest(key, data, "sha256").hex() != stored_hash:
+        elif mac(data) != stored_hash:
             return broken(entry_id, "content does not match its hash")
         checked += 1
         if entry_id == next_anchor:
