@@ -13,6 +13,7 @@ from core.exceptions import InvalidInput
 from core.services import audit_record
 from dicom.choices import IngestStatus, OrderStatus
 from dicom.models import Order, Study
+from dicom.study_access import study_audit_open
 from fleet.choices import VisitStatus
 from fleet.models import CrewMember, Unit, Visit
 from fleet.selectors import unit_qc_hold_reason
@@ -128,7 +129,12 @@ def unit_for_technologist(user) -> Unit | None:
 
 
 def unit_recent_studies(*, user, unit: Unit, request=None, limit: int = 25) -> list[Study]:
-    """The unit's latest studies with their newest QC result, for the van's QC page (audited)."""
+    """The unit's latest studies with their newest QC result, for the van's QC page (audited).
+
+    The page shows patient names, so each study shown is also audited as opened (``study.open``,
+    ``via: van_qc``, with its patient id; once per viewing session as in the viewer): "who has
+    seen this patient" lists the crew who saw it here.
+    """
     studies = list(
         Study.objects.filter(unit=unit)
         .select_related("order")
@@ -144,6 +150,8 @@ def unit_recent_studies(*, user, unit: Unit, request=None, limit: int = 25) -> l
             details={"studies": [s.pk for s in studies]},
             request=request,
         )
+        for study in studies:
+            study_audit_open(user=user, study=study, request=request, via="van_qc")
     return studies
 
 

@@ -2,8 +2,11 @@
 
 - radiologist: eligible for the study's reading task, assigned to it, or holding its claim;
 - hospital user: the study was acquired for their hospital;
-- QC officer or administrator of the operator organisation, superuser: every study;
-- anyone else (dispatchers, technologists, reading-group QC officers...): none.
+- QC officer or administrator of an operator: the studies that operator's vans acquired;
+- QC officer of a reading group: the studies routed to that group's pools;
+- superuser: every study;
+- anyone else (dispatchers, technologists on the API...): none. (A technologist sees their own
+  van's recent studies on the van's QC page, through ``dicom.selectors.unit_recent_studies``.)
 
 Out-of-scope studies are reported as not found (``NotFound``, HTTP 404), so another
 hospital's Study Instance UID reveals nothing, not even that it exists.
@@ -19,6 +22,7 @@ from django.core.cache import cache
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 
+from core.access import user_is_platform_wide, user_organisation_kind
 from core.choices import OrganisationKind, Role
 from core.exceptions import NotFound
 from core.services.audit import audit_record
@@ -34,17 +38,8 @@ def _active_user(user) -> bool:
 
 
 def user_sees_all_studies(user) -> bool:
-    """Superusers and the operator's QC officers and administrators see every study."""
-    if not _active_user(user):
-        return False
-    if user.is_superuser:
-        return True
-    org = user.organisation
-    return (
-        org is not None
-        and org.kind == OrganisationKind.OPERATOR
-        and user.has_role(Role.QC_OFFICER, Role.ADMIN)
-    )
+    """Only superusers see every study; every other role sees its own tenant's."""
+    return user_is_platform_wide(user)
 
 
 def studies_visible_to(user) -> QuerySet[Study]:
@@ -54,11 +49,15 @@ def studies_visible_to(user) -> QuerySet[Study]:
         return studies.none()
     if user_sees_all_studies(user):
         return studies
+    kind = user_organisation_kind(user)
     allowed: list[Q] = []
-    org = user.organisation
-    if user.has_role(Role.HOSPITAL_USER) and org is not None and org.kind == OrganisationKind.HOSPITAL:
-        allowed.append(Q(hospital_id=org.pk))
-    if user.has_role(Role.RADIOLOGIST):
+    if kind == OrganisationKind.OPERATOR and user.has_role(Role.QC_OFFICER, Role.ADMIN):
+        allowed.append(Q(unit__operator_id=user.organisation_id))
+    if kind == OrganisationKind.READING_GROUP and user.has_role(Role.QC_OFFICER):
+        allowed.append(Q(reading_task__pool__reading_group_id=user.organisation_id))
+    if kind == OrganisationKind.HOSPITAL and user.has_role(Role.HOSPITAL_USER):
+        allowed.append(Q(hospital_id=user.organisation_id))
+    if kind == OrganisationKind.READING_GROUP and user.has_role(Role.RADIOLOGIST):
         # Imported here: telerad depends on dicom, not the other way round at import time.
         from telerad.models import ReadingTask
 

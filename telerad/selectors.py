@@ -9,6 +9,7 @@ from django.db import connection
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
+from core.access import scope_for_user
 from core.choices import OrganisationKind
 from core.exceptions import InvalidInput
 from core.models import Organisation
@@ -109,12 +110,16 @@ def tasks_visible_to_reader(user) -> QuerySet[ReadingTask]:
 
 
 def tasks_assignable_by(user) -> QuerySet[ReadingTask]:
-    """Tasks the user may assign: all for administrators, their pools' for pool leads."""
-    if not getattr(user, "is_authenticated", False):
+    """Tasks the user may assign: their pools' for pool leads; for an operator's administrators
+    the tasks of studies its vans acquired (``core.access`` tenancy); all for superusers."""
+    if not (getattr(user, "is_authenticated", False) and user.is_active):
         return ReadingTask.objects.none()
-    if user.is_superuser or user.has_role("admin"):
+    if user.is_superuser:
         return ReadingTask.objects.all()
-    return ReadingTask.objects.filter(pool__lead_id=user.pk)
+    led = ReadingTask.objects.filter(pool__lead_id=user.pk)
+    if user.has_role("admin"):
+        return led | scope_for_user(user, ReadingTask.objects.all())
+    return led
 
 
 def _validate(modality: str | None, status: str | None) -> None:

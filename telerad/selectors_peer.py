@@ -14,6 +14,7 @@ from django.db.models import Count, F, Q, QuerySet
 from django.db.models.functions import TruncDay, TruncMonth, TruncWeek
 from django.http import HttpRequest
 
+from core.access import scope_for_user
 from core.exceptions import InvalidInput, NotFound
 from core.models import User
 from core.services import audit_record
@@ -68,13 +69,15 @@ def peer_discrepancy_rates(
     pool_id: int | None = None,
     reader_id: int | None = None,
     bucket: str = "month",
-    reading_group_id: int | None = None,
+    viewer=None,
 ) -> list[DiscrepancyRate]:
     """Per first reader and period: completed reviews and their discrepancies.
 
     Counts reviews with status done and ``start <= completed_at < end``, optionally of one pool,
-    one first reader (user id) or one reading group's pools. ``bucket`` is "day", "week" or
-    "month" (truncated in the current time zone; ``period`` is the bucket's first day).
+    one first reader (user id); with ``viewer``, only reviews in that user's tenancy
+    (``core.access``: a reading group's of its pools, an operator's of its vans' studies).
+    ``bucket`` is "day", "week" or "month" (truncated in the current time zone; ``period`` is
+    the bucket's first day).
     ``discrepancy_rate`` = (score 2 + score 3) / reviewed. Rows sorted by period, then reader id.
     """
     trunc = BUCKETS.get(bucket)
@@ -89,8 +92,8 @@ def peer_discrepancy_rates(
         reviews = reviews.filter(pool_id=pool_id)
     if reader_id is not None:
         reviews = reviews.filter(first_reader_id=reader_id)
-    if reading_group_id is not None:
-        reviews = reviews.filter(pool__reading_group_id=reading_group_id)
+    if viewer is not None:
+        reviews = scope_for_user(viewer, reviews)
     rows = (
         reviews.annotate(period=trunc("completed_at"))
         .values(

@@ -69,7 +69,7 @@ class DeidExport(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
     completed_at = models.DateTimeField(null=True, blank=True)
 
-    organisation_lookup = "study__hospital_id"
+    tenant_lookups = {"hospital": "study__hospital_id", "operator": "study__unit__operator_id"}
 
     class Meta:
         ordering = ["-created_at"]

@@ -46,7 +46,7 @@ class Order(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
-    organisation_lookup = "hospital_id"
+    tenant_lookups = {"hospital": "hospital_id", "operator": "unit__operator_id"}
 
     class Meta:
         ordering = ["scheduled_date", "id"]

@@ -15,7 +15,11 @@ class QCResult(models.Model):
     number_of_instances = models.PositiveIntegerField()
     created_at = models.DateTimeField(auto_now_add=True)
 
-    organisation_lookup = "study__hospital_id"
+    tenant_lookups = {
+        "hospital": "study__hospital_id",
+        "operator": "study__unit__operator_id",
+        "reading_group": "study__reading_task__pool__reading_group_id",
+    }
 
     class Meta:
         ordering = ["study", "-created_at"]

@@ -54,7 +54,11 @@ class Study(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
     routable_at = models.DateTimeField(null=True, blank=True, db_index=True)
 
-    organisation_lookup = "hospital_id"
+    tenant_lookups = {
+        "hospital": "hospital_id",
+        "operator": "unit__operator_id",
+        "reading_group": "reading_task__pool__reading_group_id",
+    }
 
     class Meta:
         ordering = ["-ingested_at"]
@@ -83,7 +87,11 @@ class Series(models.Model):
     description = models.CharField(max_length=128, blank=True)
     number_of_instances = models.PositiveIntegerField(default=0)
 
-    organisation_lookup = "study__hospital_id"
+    tenant_lookups = {
+        "hospital": "study__hospital_id",
+        "operator": "study__unit__operator_id",
+        "reading_group": "study__reading_task__pool__reading_group_id",
+    }
 
     class Meta:
         ordering = ["study", "series_number", "id"]

@@ -17,7 +17,7 @@ from django.db import IntegrityError, models, transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
-from core.access import user_is_cross_organisation
+from core.access import user_in_operator
 from core.choices import OrganisationKind, Role
 from core.exceptions import AccessDenied, Conflict, InvalidInput, Unavailable
 from core.models import Organisation, User
@@ -143,9 +143,12 @@ def _check_may_cancel(actor: User | None, order: Order) -> None:
         return
     if actor.has_role(Role.HOSPITAL_USER) and actor.organisation_id == order.hospital_id:
         return
-    if actor.has_role(*_CANCEL_ROLES) and user_is_cross_organisation(actor):
+    if actor.has_role(*_CANCEL_ROLES) and user_in_operator(actor, order.unit.operator_id):
         return
-    raise AccessDenied("Only the ordering hospital's users, dispatchers and administrators can cancel orders")
+    raise AccessDenied(
+        "Only the ordering hospital's users and the van operator's dispatchers and administrators "
+        "can cancel orders"
+    )
 
 
 def new_accession_number() -> str:

@@ -60,7 +60,7 @@ class ServiceContract(models.Model):
     starts_on = models.DateField(help_text="First day the service interval counts")
     created_at = models.DateTimeField(auto_now_add=True)
 
-    organisation_lookup = "hospital_id"
+    tenant_lookups = {"hospital": "hospital_id", "operator": "operator_id"}
 
     class Meta:
         ordering = ["hospital_id", "modality"]
@@ -114,7 +114,7 @@ class ServiceRequest(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     status_changed_at = models.DateTimeField(null=True, blank=True)
 
-    organisation_lookup = "hospital_id"
+    tenant_lookups = {"hospital": "hospital_id", "operator": "operator_id"}
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -103,7 +103,7 @@ class Visit(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
 
-    organisation_lookup = "unit__operator_id"
+    tenant_lookups = {"operator": "unit__operator_id", "hospital": "hospital_id"}
 
     class Meta:
         ordering = ["date", "unit_id", "sequence"]

@@ -17,7 +17,6 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core.access import user_is_cross_organisation
 from core.exceptions import AccessDenied, InvalidInput, NotFound
 from dicom.models import Study
 from dicom.study_access import study_visible_to
@@ -211,13 +210,12 @@ class PeerReviewRatesApi(APIView):
         start = data.get("start") or end - timedelta(days=365)
         if start >= end:
             raise InvalidInput("end: must be after start", code="invalid_field", extra={"field": "end"})
-        group = None if user_is_cross_organisation(request.user) else (request.user.organisation_id or -1)
         rows = peer_discrepancy_rates(
             start=_midnight(start),
             end=_midnight(end),
             pool_id=data.get("pool"),
             reader_id=data.get("reader"),
             bucket=data["bucket"],
-            reading_group_id=group,
+            viewer=request.user,
         )
         return Response({"start": start, "end": end, "bucket": data["bucket"], "results": rows})

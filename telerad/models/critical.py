@@ -24,7 +24,11 @@ class CriticalResult(models.Model):
     )
     acknowledged_at = models.DateTimeField(null=True, blank=True)
 
-    organisation_lookup = "hospital_id"
+    tenant_lookups = {
+        "hospital": "hospital_id",
+        "operator": "study__unit__operator_id",
+        "reading_group": "report__task__pool__reading_group_id",
+    }
 
     class Meta:
         ordering = ["-flagged_at"]

@@ -52,7 +52,11 @@ class PeerReview(models.Model):
     assigned_at = models.DateTimeField(auto_now_add=True)
     completed_at = models.DateTimeField(null=True, blank=True)
 
-    organisation_lookup = "pool__reading_group_id"
+    # Hospitals never see peer reviews: they are the readers' quality process, not the patient's.
+    tenant_lookups = {
+        "reading_group": "pool__reading_group_id",
+        "operator": "report__study__unit__operator_id",
+    }
 
     class Meta:
         ordering = ["-assigned_at", "-id"]

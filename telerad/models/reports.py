@@ -78,7 +78,11 @@ class Report(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
     signed_at = models.DateTimeField(null=True, blank=True)
 
-    organisation_lookup = "study__hospital_id"
+    tenant_lookups = {
+        "hospital": "study__hospital_id",
+        "operator": "study__unit__operator_id",
+        "reading_group": "task__pool__reading_group_id",
+    }
 
     objects = ReportQuerySet.as_manager()
 
@@ -118,7 +122,11 @@ class ReportVersion(models.Model):
     saved_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     saved_at = models.DateTimeField(auto_now_add=True)
 
-    organisation_lookup = "report__study__hospital_id"
+    tenant_lookups = {
+        "hospital": "report__study__hospital_id",
+        "operator": "report__study__unit__operator_id",
+        "reading_group": "report__task__pool__reading_group_id",
+    }
 
     objects = ReportVersionQuerySet.as_manager()
 
@@ -148,7 +156,11 @@ class Addendum(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     signed_at = models.DateTimeField(null=True, blank=True)
 
-    organisation_lookup = "report__study__hospital_id"
+    tenant_lookups = {
+        "hospital": "report__study__hospital_id",
+        "operator": "report__study__unit__operator_id",
+        "reading_group": "report__task__pool__reading_group_id",
+    }
 
     objects = AddendumQuerySet.as_manager()
 

@@ -40,7 +40,11 @@ class ReadingTask(models.Model):
     escalated_at = models.DateTimeField(null=True, blank=True)
     reported_at = models.DateTimeField(null=True, blank=True)
 
-    organisation_lookup = "hospital_id"
+    tenant_lookups = {
+        "hospital": "hospital_id",
+        "operator": "study__unit__operator_id",
+        "reading_group": "pool__reading_group_id",
+    }
 
     class Meta:
         ordering = ["priority_rank", "deadline", "id"]

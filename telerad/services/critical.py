@@ -29,6 +29,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
+from core.access import scope_for_user
 from core.choices import OrganisationKind, Role
 from core.exceptions import AccessDenied, InvalidInput, NotFound
 from core.models import User
@@ -331,12 +332,12 @@ def critical_result_acknowledge(
 
 
 def critical_results_for_user(user: User) -> QuerySet[CriticalResult]:
-    """The critical results a user may list: hospital users their hospital's, QC officers all."""
+    """The critical results a user may list, within their tenancy (``core.access``): hospital
+    users their hospital's, an operator's QC officers those of its vans' studies, a reading
+    group's QC officers those of studies routed to it."""
     results = CriticalResult.objects.select_related(
         "study", "report", "hospital", "flagged_by", "acknowledged_by"
     )
-    if user.is_superuser or user.has_role(Role.QC_OFFICER):
-        return results
-    if user.has_role(Role.HOSPITAL_USER) and user.organisation_id is not None:
-        return results.filter(hospital_id=user.organisation_id)
+    if user.is_superuser or user.has_role(Role.QC_OFFICER, Role.HOSPITAL_USER):
+        return scope_for_user(user, results)
     raise AccessDenied("Critical results are listed for hospital users and QC officers")

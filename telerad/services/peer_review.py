@@ -35,7 +35,7 @@ from core.exceptions import AccessDenied, Conflict, InvalidInput, NotFound
 from core.models import AuditEntry, User
 from core.services import audit_record
 from dicom.models import Study
-from dicom.study_access import user_sees_all_studies
+from dicom.study_access import study_visible_to
 from telerad.choices import ReportStatus
 from telerad.models import (
     PeerReview,
@@ -190,16 +190,9 @@ def user_is_quality_staff(user: User) -> bool:
 
 
 def _may_pick(user: User, study: Study) -> bool:
-    if user_sees_all_studies(user):
-        return True
-    # A reading group's own QC officer picks the studies its pools read.
-    task = getattr(study, "reading_task", None)
-    return (
-        task is not None
-        and user.organisation_id is not None
-        and user.has_role(Role.QC_OFFICER)
-        and task.pool.reading_group_id == user.organisation_id
-    )
+    # Quality staff pick within their tenancy: an operator's the studies its vans acquired, a
+    # reading group's QC officer the studies its pools read (``dicom.study_access``).
+    return study_visible_to(user, study)
 
 
 @transaction.atomic

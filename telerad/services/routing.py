@@ -17,7 +17,6 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from core.choices import Role
 from core.exceptions import AccessDenied, Conflict, InvalidInput
 from core.models import Organisation, User
 from core.services import audit_record
@@ -25,6 +24,7 @@ from dicom.choices import Priority
 from dicom.models import Study
 from telerad.choices import EventKind, TaskStatus
 from telerad.models import Radiologist, ReadingPool, ReadingTask
+from telerad.selectors import tasks_assignable_by
 from telerad.services.escalation import task_escalate_to_lead
 from telerad.services.events import event_emit
 
@@ -254,10 +254,9 @@ def route_pending_studies(*, now: datetime | None = None, limit: int = 200) -> i
     return routed
 
 
-def user_may_assign(user: User, pool: ReadingPool) -> bool:
-    if not user.is_authenticated or not user.is_active:
-        return False
-    return user.is_superuser or user.has_role(Role.ADMIN) or pool.lead_id == user.pk
+def user_may_assign(user: User, task: ReadingTask) -> bool:
+    """Pool leads their pools' tasks, administrators those in their tenancy, superusers all."""
+    return tasks_assignable_by(user).filter(pk=task.pk).exists()
 
 
 @transaction.atomic
@@ -276,7 +275,7 @@ def task_assign(
         .select_related("pool", "claimed_by")
         .get(pk=task.pk)
     )
-    if not user_may_assign(actor, current.pool):
+    if not user_may_assign(actor, current):
         raise AccessDenied("Only the pool's lead or an administrator assigns studies")
     if current.status not in (TaskStatus.UNCLAIMED, TaskStatus.CLAIMED):
         raise Conflict(f"This study is {current.get_status_display().lower()}; it cannot be assigned")

@@ -1,0 +1,446 @@
+"""The access matrix: every role of one tenant against every endpoint, on another tenant's objects.
+
+Built from the API's own schema (``/api/schema/``), the web URL patterns and the websocket
+routes, so an endpoint added later without a rule here fails ``test_every_*_has_a_rule``. The
+world (tests/tenancy_world.py) has two tenants of each kind; every user of tenant B (operator
+dispatcher, technologist, QC officer and admin; hospital user; two radiologists and a QC
+officer of a reading group) is sent to every operation with tenant A's ids, and:
+
+- a read answers 404 (or 403 where the role may never use the endpoint) and never carries one
+  of A's patient markers (names, ids, accession numbers, report text);
+- a list carries none of A's objects and none of A's markers;
+- a write answers 400/403/404 and changes nothing in the database;
+- and, so that none of this passes because the ids are wrong, the owning role of tenant A
+  reads each of those objects (200) and sees A's rows in each list.
+
+docs/security.md ("Tenancy model") is the rule book this test checks.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from django.apps import apps
+from django.test import Client
+from django.urls import URLPattern, URLResolver, get_resolver
+from django.utils import timezone
+from drf_spectacular.generators import SchemaGenerator
+from rest_framework.test import APIClient
+
+from tests.tenancy_world import Tenant, build_world
+
+pytestmark = pytest.mark.django_db
+
+OUTSIDER_ROLES = (
+    "operator_dispatcher",
+    "operator_technologist",
+    "operator_qc_officer",
+    "operator_admin",
+    "hospital_user",
+    "radiologist",
+    "reviewer",
+    "group_qc_officer",
+)
+REFUSED = {403, 404}
+# Models whose rows a refused write must leave exactly as they were.
+SNAPSHOT_APPS = ("core", "dicom", "fleet", "telerad")
+SNAPSHOT_SKIP = {"core.auditentry", "core.auditcheck"}
+
+
+@dataclass(frozen=True)
+class Rule:
+    """How one operation is tried: the path ids and body from tenant A, and who owns it there."""
+
+    params: Callable[[Tenant], dict[str, Any]] | None = None
+    body: Callable[[Tenant], dict[str, Any]] | None = None
+    # The role of tenant A that may read it (positive control for GETs).
+    owner: str | None = None
+    # For lists: the id of A's row that the owner sees and no outsider does.
+    listed: Callable[[Tenant], int] | None = None
+    # Not tenant data (health, the caller's own profile, sign-in): only the marker check runs.
+    own_only: bool = False
+    # A create: refusal may also be 400 (the referenced object is not found for the caller).
+    create: bool = False
+    statuses: frozenset[int] = field(default_factory=lambda: frozenset(REFUSED))
+
+
+def _o(name: str) -> Callable[[Tenant], dict[str, Any]]:
+    return lambda t: {"id": getattr(t.objects, name).pk}
+
+
+def _today(offset: int = 0) -> str:
+    return (timezone.localdate() + dt.timedelta(days=offset)).isoformat()
+
+
+API_RULES: dict[str, Rule] = {
+    # Sign-in and the caller's own things.
+    "POST /api/auth/logout/": Rule(own_only=True),
+    "POST /api/auth/logoutall/": Rule(own_only=True),
+    "POST /api/auth/token/": Rule(own_only=True),
+    "GET /api/health/": Rule(own_only=True),
+    "GET /api/me/": Rule(own_only=True),
+    "POST /api/reading/me/shift/": Rule(own_only=True),
+    # The Orthanc plugin's endpoints: a service credential, never a user's.
+    "POST /api/dicom/orthanc/nudge/": Rule(
+        body=lambda t: {"change": "StableStudy", "orthanc_id": t.objects.study.orthanc_id}, create=True
+    ),
+    "GET /api/dicom/orthanc/worklist/": Rule(own_only=True),
+    # Contracts and coverage.
+    "GET /api/contracts/": Rule(owner="operator_admin", listed=lambda t: t.objects.contract.pk),
+    "POST /api/contracts/": Rule(
+        body=lambda t: {
+            "hospital": t.hospital.pk,
+            "operator": t.operator.pk,
+            "modality": "MR",
+            "interval_days": 30,
+            "starts_on": _today(),
+        },
+        create=True,
+    ),
+    "GET /api/contracts/{id}/": Rule(params=_o("contract"), owner="operator_admin"),
+    "PATCH /api/contracts/{id}/": Rule(params=_o("contract"), body=lambda t: {"interval_days": 3}),
+    "GET /api/coverage/": Rule(own_only=True),
+    "GET /api/coverage/contracts/": Rule(owner="operator_dispatcher", listed=lambda t: t.objects.contract.pk),
+    # The fleet register.
+    "GET /api/units/": Rule(owner="operator_dispatcher", listed=lambda t: t.objects.unit.pk),
+    "GET /api/units/{id}/": Rule(params=_o("unit"), owner="operator_dispatcher"),
+    "GET /api/units/{id}/licences/": Rule(params=_o("unit"), owner="operator_dispatcher"),
+    "POST /api/units/{id}/licences/": Rule(
+        params=_o("unit"),
+        body=lambda t: {
+            "kind": "radiation_safety",
+            "number": "X-1",
+            "issuer": "Hubei",
+            "expires_on": _today(400),
+        },
+    ),
+    "GET /api/units/{id}/maintenance-windows/": Rule(params=_o("unit"), owner="operator_dispatcher"),
+    "POST /api/units/{id}/maintenance-windows/": Rule(
+        params=_o("unit"),
+        body=lambda t: {
+            "starts_at": f"{_today(30)}T08:00:00+08:00",
+            "ends_at": f"{_today(31)}T08:00:00+08:00",
+            "reason": "sabotage",
+        },
+    ),
+    "GET /api/units/{id}/qc/": Rule(params=_o("unit"), owner="operator_technologist"),
+    "POST /api/units/{id}/qc/": Rule(params=_o("unit"), body=lambda t: {"measurements": {"ct_water_hu": 0}}),
+    "GET /api/units/{id}/status-changes/": Rule(params=_o("unit"), owner="operator_dispatcher"),
+    "POST /api/units/{id}/transition/": Rule(
+        params=_o("unit"), body=lambda t: {"to": "maintenance", "reason": "x"}
+    ),
+    "POST /api/units/{id}/withdraw/": Rule(params=_o("unit"), body=lambda t: {"override_reason": "x"}),
+    "GET /api/units/{id}/withdrawals/": Rule(params=_o("unit"), owner="operator_dispatcher"),
+    "POST /api/units/{unit_id}/telemetry/": Rule(
+        params=lambda t: {"unit_id": t.objects.unit.pk},
+        body=lambda t: {"fixes": [{"lat": 30.7, "lon": 111.3, "recorded_at": timezone.now().isoformat()}]},
+        statuses=frozenset({401, 403, 404}),
+    ),
+    "GET /api/crew/{id}/credentials/": Rule(params=_o("crew"), owner="operator_dispatcher"),
+    "POST /api/crew/{id}/credentials/": Rule(
+        params=_o("crew"), body=lambda t: {"kind": "radiographer_certificate", "expires_on": _today(300)}
+    ),
+    "GET /api/visits/{id}/crew/": Rule(params=_o("visit"), owner="operator_dispatcher"),
+    "PUT /api/visits/{id}/crew/": Rule(params=_o("visit"), body=lambda t: {"crew": []}),
+    "POST /api/regions/{region_code}/end-service/": Rule(
+        params=lambda t: {"region_code": t.hospital.region_code},
+        body=lambda t: {"override_reason": "x"},
+        # The region is shared; what is refused is ending another operator's service there.
+        create=True,
+        statuses=frozenset({200, 400, 403, 404, 409}),
+    ),
+    "GET /api/fleet/map/": Rule(own_only=True),
+    # Plans and incidents.
+    "GET /api/plans/": Rule(owner="operator_dispatcher", listed=lambda t: t.objects.plan.pk),
+    "POST /api/plans/": Rule(
+        body=lambda t: {"start_date": _today(1), "days": 2, "base_plan": t.objects.plan.pk}, create=True
+    ),
+    "GET /api/plans/{id}/": Rule(params=_o("plan"), owner="operator_dispatcher"),
+    "POST /api/plans/{id}/locks/": Rule(
+        params=_o("plan"), body=lambda t: {"request_id": "r1", "locked": True}
+    ),
+    "POST /api/plans/{id}/publish/": Rule(params=_o("plan"), body=lambda t: {}),
+    "GET /api/incidents/": Rule(owner="operator_dispatcher", listed=lambda t: t.objects.incident.pk),
+    "POST /api/incidents/": Rule(
+        body=lambda t: {
+            "name": "Quake",
+            "latitude": 30.7,
+            "longitude": 111.2,
+            "needs": {"CT": 1},
+            "starts_at": timezone.now().isoformat(),
+            "hospital": t.hospital.pk,
+        },
+        create=True,
+        # Declaring an incident at a hospital is the declaring operator's own business.
+        statuses=frozenset({201, 400, 403, 404}),
+    ),
+    "GET /api/incidents/{id}/": Rule(params=_o("incident"), owner="operator_dispatcher"),
+    "POST /api/incidents/{id}/close/": Rule(params=_o("incident"), body=lambda t: {}),
+    "POST /api/incidents/{id}/confirm/": Rule(params=_o("incident"), body=lambda t: {}),
+    # Service requests.
+    "GET /api/requests/": Rule(owner="hospital_user", listed=lambda t: t.objects.service_request.pk),
+    "POST /api/requests/": Rule(
+        body=lambda t: {
+            "hospital": t.hospital.pk,
+            "operator": t.operator.pk,
+            "modality": "CT",
+            "patients": 2,
+            "earliest_date": _today(3),
+            "latest_date": _today(10),
+        },
+        create=True,
+    ),
+    "GET /api/requests/{id}/": Rule(params=_o("service_request"), owner="hospital_user"),
+    "POST /api/requests/{id}/cancel/": Rule(params=_o("service_request"), body=lambda t: {"reason": "x"}),
+    "POST /api/requests/{id}/decline/": Rule(params=_o("service_request"), body=lambda t: {"reason": "x"}),
+    "POST /api/requests/{id}/schedule/": Rule(
+        params=_o("service_request"), body=lambda t: {"visit": t.objects.visit.pk}
+    ),
+    "POST /api/requests/{id}/transition/": Rule(
+        params=_o("service_request"), body=lambda t: {"to": "declined", "reason": "x"}
+    ),
+    # Orders.
+    "GET /api/dicom/orders/": Rule(owner="hospital_user", listed=lambda t: t.objects.order.pk),
+    "POST /api/dicom/orders/": Rule(
+        body=lambda t: {
+            "hospital": t.hospital.pk,
+            "visit": t.objects.visit.pk,
+            "unit": t.objects.unit.pk,
+            "scheduled_date": _today(),
+            "requested_procedure": "CT HEAD",
+            "modality": "CT",
+            "body_part": "HEAD",
+            "patient_id": "INTRUDER-1",
+            "patient_name": "INTRUDER^ONE",
+            "patient_sex": "M",
+            "patient_birth_date": "1970-01-01",
+        },
+        create=True,
+    ),
+    "GET /api/dicom/orders/{id}/": Rule(params=_o("order"), owner="operator_dispatcher"),
+    "POST /api/dicom/orders/{id}/cancel/": Rule(params=_o("scheduled_order"), body=lambda t: {"reason": "x"}),
+    "POST /api/dicom/orders/{id}/start/": Rule(params=_o("scheduled_order"), body=lambda t: {}),
+    # Studies: reconciliation, de-identified exports.
+    "GET /api/dicom/reconciliation/": Rule(
+        owner="operator_qc_officer", listed=lambda t: t.objects.unmatched.pk
+    ),
+    "POST /api/dicom/reconciliation/{study_id}/link/": Rule(
+        params=lambda t: {"study_id": t.objects.unmatched.pk},
+        body=lambda t: {"order": t.objects.scheduled_order.pk},
+    ),
+    "GET /api/dicom/deid-exports/": Rule(owner="operator_qc_officer", listed=lambda t: t.objects.deid.pk),
+    "GET /api/dicom/deid-exports/{id}/": Rule(params=_o("deid"), owner="operator_qc_officer"),
+    "POST /api/dicom/studies/{study_id}/deid-exports/": Rule(
+        params=lambda t: {"study_id": t.objects.study.pk}, body=lambda t: {"project": "stolen"}
+    ),
+    # Reading.
+    "GET /api/reading/worklist/": Rule(own_only=True),
+    "POST /api/reading/tasks/{task_id}/assign/": Rule(
+        params=lambda t: {"task_id": t.objects.task.pk},
+        body=lambda t: {"radiologist": t.users["reviewer"].radiologist.pk},
+    ),
+    "POST /api/reading/tasks/{task_id}/claim/": Rule(
+        params=lambda t: {"task_id": t.objects.task.pk}, body=lambda t: {}
+    ),
+    "POST /api/reading/tasks/{task_id}/release/": Rule(
+        params=lambda t: {"task_id": t.objects.task.pk}, body=lambda t: {}
+    ),
+    "POST /api/reading/tasks/{task_id}/renew/": Rule(
+        params=lambda t: {"task_id": t.objects.task.pk}, body=lambda t: {}
+    ),
+    "GET /api/reading/tasks/{task_id}/report/": Rule(
+        params=lambda t: {"task_id": t.objects.task.pk}, owner="radiologist"
+    ),
+    "PUT /api/reading/tasks/{task_id}/report/": Rule(
+        params=lambda t: {"task_id": t.objects.task.pk}, body=lambda t: {"fields": {"findings": "x"}}
+    ),
+    "POST /api/reading/tasks/{task_id}/report/preliminary/": Rule(
+        params=lambda t: {"task_id": t.objects.task.pk}, body=lambda t: {"fields": {"findings": "x"}}
+    ),
+    "POST /api/reading/tasks/{task_id}/report/sign/": Rule(
+        params=lambda t: {"task_id": t.objects.task.pk}, body=lambda t: {"critical": False}
+    ),
+    "GET /api/reading/reports/{report_id}/": Rule(
+        params=lambda t: {"report_id": t.objects.report.pk}, owner="hospital_user"
+    ),
+    "GET /api/reading/reports/{report_id}/html/": Rule(
+        params=lambda t: {"report_id": t.objects.report.pk}, owner="operator_qc_officer"
+    ),
+    "GET /api/reading/reports/{report_id}/pdf/": Rule(
+        params=lambda t: {"report_id": t.objects.report.pk}, owner="group_qc_officer"
+    ),
+    "POST /api/reading/reports/{report_id}/addenda/": Rule(
+        params=lambda t: {"report_id": t.objects.report.pk}, body=lambda t: {"text": "intrusion"}
+    ),
+    "POST /api/reading/addenda/{addendum_id}/sign/": Rule(
+        params=lambda t: {"addendum_id": t.objects.addendum.pk}, body=lambda t: {}
+    ),
+    "GET /api/reading/critical-results/": Rule(owner="hospital_user", listed=lambda t: t.objects.critical.pk),
+    "POST /api/reading/critical-results/{id}/acknowledge/": Rule(params=_o("critical"), body=lambda t: {}),
+    "GET /api/reading/notifications/": Rule(
+        owner="hospital_user", listed=lambda t: t.objects.notification.pk
+    ),
+    "POST /api/reading/notifications/{id}/read/": Rule(params=_o("notification"), body=lambda t: {}),
+    "GET /api/reading/peer-reviews/": Rule(owner="reviewer", listed=lambda t: t.objects.peer_review.pk),
+    "GET /api/reading/peer-reviews/{id}/": Rule(params=_o("peer_review"), owner="reviewer"),
+    "POST /api/reading/peer-reviews/{id}/score/": Rule(params=_o("peer_review"), body=lambda t: {"score": 1}),
+    "POST /api/quality/peer-reviews/picks/": Rule(body=lambda t: {"study": t.objects.study.pk}, create=True),
+    "GET /api/quality/peer-reviews/rates/": Rule(own_only=True),
+}
+
+
+def _schema_operations() -> set[str]:
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    return {
+        f"{method.upper()} {path}"
+        for path, operations in schema["paths"].items()
+        for method in operations
+        if method in {"get", "post", "put", "patch", "delete"}
+    }
+
+
+def test_every_api_operation_has_a_rule():
+    operations = _schema_operations()
+    assert sorted(operations - API_RULES.keys()) == [], "add a rule to API_RULES for these operations"
+    assert sorted(API_RULES.keys() - operations) == [], "these rules name operations the API no longer has"
+
+
+# --- helpers -------------------------------------------------------------------------------------
+
+
+def _snapshot() -> dict[str, list[dict]]:
+    rows = {}
+    for model in apps.get_models():
+        label = model._meta.label_lower
+        if model._meta.app_label not in SNAPSHOT_APPS or label in SNAPSHOT_SKIP or model._meta.proxy:
+            continue
+        rows[label] = list(model.objects.order_by("pk").values())
+    return rows
+
+
+def _changed(before: dict, after: dict) -> list[str]:
+    return [label for label in before if before[label] != after[label]]
+
+
+def _client(user) -> APIClient:
+    client = APIClient()
+    client.force_authenticate(user)
+    return client
+
+
+def _text(response) -> str:
+    if getattr(response, "streaming", False):
+        return b"".join(response.streaming_content).decode("utf-8", "replace")
+    return response.content.decode("utf-8", "replace")
+
+
+def _listed_ids(response) -> set[int]:
+    try:
+        body = json.loads(_text(response))
+    except ValueError:
+        return set()
+    items = body.get("results", body) if isinstance(body, dict) else body
+    if isinstance(items, dict):  # {"results": ...} nested one level (coverage)
+        items = [v for value in items.values() if isinstance(value, list) for v in value]
+    ids = set()
+    for item in items if isinstance(items, list) else []:
+        if isinstance(item, dict):
+            key = "id" if "id" in item else "contract_id"
+            if isinstance(item.get(key), int):
+                ids.add(item[key])
+    return ids
+
+
+def _url(path: str, params: dict[str, Any]) -> str:
+    return re.sub(r"\{(\w+)\}", lambda m: str(params[m.group(1)]), path)
+
+
+def _markers_in(text: str, tenant: Tenant) -> list[str]:
+    return [marker for marker in tenant.markers if marker in text]
+
+
+@pytest.fixture
+def world():
+    return build_world()
+
+
+# --- the API -------------------------------------------------------------------------------------
+
+
+def test_owners_reach_their_own_objects(world):
+    """The positive control: each rule's ids are right, so refusals below mean something."""
+    problems = []
+    for operation, rule in API_RULES.items():
+        method, path = operation.split(" ", 1)
+        if method != "GET" or rule.owner is None:
+            continue
+        params = rule.params(world.a) if rule.params else {}
+        response = _client(world.a.users[rule.owner]).get(_url(path, params))
+        if response.status_code != 200:
+            problems.append(
+                f"{operation} as A's {rule.owner}: {response.status_code} {_text(response)[:200]}"
+            )
+        elif rule.listed is not None and rule.listed(world.a) not in _listed_ids(response):
+            problems.append(f"{operation} as A's {rule.owner}: A's row {rule.listed(world.a)} not listed")
+    assert problems == []
+
+
+@pytest.mark.parametrize("role", OUTSIDER_ROLES)
+def test_reads_of_another_tenant_reveal_nothing(world, role):
+    user = world.b.users[role]
+    client = _client(user)
+    problems = []
+    for operation, rule in API_RULES.items():
+        method, path = operation.split(" ", 1)
+        if method != "GET":
+            continue
+        # B's own ids for lists (query-less), A's ids for objects.
+        params = rule.params(world.a) if rule.params else {}
+        response = client.get(_url(path, params))
+        text = _text(response)
+        if response.status_code >= 500 and path != "/api/health/":  # 503: no Orthanc in this test
+            problems.append(f"{operation}: {response.status_code}")
+        if leaked := _markers_in(text, world.a):
+            problems.append(f"{operation}: A's data in the answer: {leaked}")
+        if rule.params is not None and not rule.own_only and response.status_code not in rule.statuses:
+            problems.append(f"{operation}: {response.status_code}, expected one of {sorted(rule.statuses)}")
+        if rule.listed is not None and rule.listed(world.a) in _listed_ids(response):
+            problems.append(f"{operation}: A's row {rule.listed(world.a)} listed")
+    assert problems == [], f"B's {role}:\n" + "\n".join(problems)
+
+
+@pytest.mark.parametrize("role", OUTSIDER_ROLES)
+def test_writes_to_another_tenant_change_nothing(world, role):
+    user = world.b.users[role]
+    client = _client(user)
+    problems = []
+    for operation, rule in API_RULES.items():
+        method, path = operation.split(" ", 1)
+        if method == "GET" or rule.own_only:
+            continue
+        params = rule.params(world.a) if rule.params else {}
+        body = rule.body(world.a) if rule.body else {}
+        before = _snapshot()
+        response = getattr(client, method.lower())(_url(path, params), body, format="json")
+        after = _snapshot()
+        allowed = set(rule.statuses) | ({400} if rule.create else set())
+        if response.status_code not in allowed:
+            problems.append(f"{operation}: {response.status_code} {_text(response)[:160]}")
+        # A create may make the caller's own row (its own contract, incident...): what must not
+        # change is any row of tenant A's.
+        changed = _changed(before, after)
+        if response.status_code in REFUSED | {400, 401, 409} and changed:
+            problems.append(f"{operation}: refused ({response.status_code}) but changed {changed}")
+        elif changed and _markers_in(json.dumps(after, default=str), world.a) != _markers_in(
+            json.dumps(before, default=str), world.a
+        ):
+            problems.append(f"{operation}: changed A's rows {changed}")
+        if leaked := _markers_in(_text(response), world.a):
+            problems.append(f"{operation}: A's data in the answer: {leaked}")
+    assert problems == [], f"B's {role}:\n" + "\n".join(problems)
