@@ -5,7 +5,8 @@
 without the unit is requested for the dispatcher to publish, and the refusal is recorded. None
 (or an administrator overrides with a reason): the unit becomes ``withdrawn`` (terminal; no
 transition leaves it), its remaining future visits are cancelled, their service requests go back
-to dispatch as submitted and the hospitals are told. docs/coverage-exit.md.
+to dispatch as submitted, the exams booked on it move to another van visiting that day or are
+cancelled (``withdrawal_orders``), and the hospitals are told. docs/coverage-exit.md.
 """
 
 from __future__ import annotations
@@ -39,6 +40,12 @@ from fleet.selectors_coverage import LOOKAHEAD_DAYS, MOVABLE_STATUSES, withdrawa
 from fleet.services import plans
 from fleet.services.notices import HospitalNoticeKind, day_label, hospital_notify
 from fleet.services.request_moves import MOVABLE_VISIT_STATUSES, service_request_unschedule
+from fleet.services.withdrawal_orders import (
+    OrdersOutcome,
+    orders_notice,
+    withdrawn_unit_order_days,
+    withdrawn_unit_orders_settle,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -211,7 +218,7 @@ def _withdraw(
         obj=unit,
         details={"from": current, "to": UnitStatus.WITHDRAWN, "reason": reason, "change": change.pk},
     )
-    cancelled, reset = _cancel_visits(actor=actor, unit=unit, on=timezone.localdate(now))
+    cancelled, reset, orders = _cancel_visits(actor=actor, unit=unit, on=timezone.localdate(now))
     withdrawal = UnitWithdrawal.objects.create(
         unit=unit, actor=actor, outcome=outcome, uncovered=uncovered, reason=reason
     )
@@ -226,6 +233,8 @@ def _withdraw(
             "uncovered": [row["hospital_id"] for row in uncovered],
             "visits_cancelled": cancelled,
             "requests_reset": reset,
+            "orders_moved": sum(len(outcome.moved) for outcome in orders),
+            "orders_cancelled": sum(len(outcome.cancelled) for outcome in orders),
         },
     )
     unit.status, unit.status_changed_at = UnitStatus.WITHDRAWN, now
@@ -234,16 +243,19 @@ def _withdraw(
     return withdrawal
 
 
-def _cancel_visits(*, actor: User, unit: Unit, on) -> tuple[list[int], list[int]]:
+def _cancel_visits(*, actor: User, unit: Unit, on) -> tuple[list[int], list[int], list[OrdersOutcome]]:
     """Cancel the unit's remaining visits from ``on``; their requests go back to submitted.
 
     Requests scheduled on a planned visit go through ``service_request_unschedule`` (their booked
     exams are cancelled too; it may cancel the emptied visit itself); the rest (planned requests,
-    an en-route visit of a unit that is back) are reset by compare-and-swap here. The hospital
-    gets one notice per visit.
+    an en-route visit of a unit that is back) are reset by compare-and-swap here. Exams booked
+    straight on the unit move to another van's visit that day or are cancelled
+    (``withdrawal_orders``). The hospital gets one notice per visit, saying what became of its
+    exams, and one per day for exams on the unit that had no visit left to cancel.
     """
     cancelled: list[int] = []
     reset: list[int] = []
+    outcomes: list[OrdersOutcome] = []
     why = f"unit {unit.name} is withdrawn from service"
     visits = Visit.objects.filter(unit=unit, status__in=MOVABLE_STATUSES, date__gte=on).select_related(
         "hospital"
@@ -257,6 +269,10 @@ def _cancel_visits(*, actor: User, unit: Unit, on) -> tuple[list[int], list[int]
         elif not Visit.objects.filter(pk=visit.pk, status=VisitStatus.CANCELLED).exists():
             continue  # moved on meanwhile (e.g. started): not ours to cancel any more
         cancelled.append(visit.pk)
+        outcome = withdrawn_unit_orders_settle(
+            actor=actor, unit=unit, hospital=visit.hospital, day=visit.date, reason=why
+        )
+        outcomes.append(outcome)
         modality = MODALITY_SHORT.get(unit.modality, unit.modality)
         hospital_notify(
             hospital=visit.hospital,
@@ -264,10 +280,16 @@ def _cancel_visits(*, actor: User, unit: Unit, on) -> tuple[list[int], list[int]
             message=(
                 f"The {modality} visit on {day_label(visit.date)} by {unit.name} is cancelled: "
                 "the unit is withdrawn from service. Requests booked on it are back with dispatch "
-                "to plan again."
-            ),
+                f"to plan again. {outcome.sentence()}"
+            ).strip(),
         )
-    return cancelled, reset
+    for hospital, day in withdrawn_unit_order_days(unit=unit, on=on):
+        outcome = withdrawn_unit_orders_settle(actor=actor, unit=unit, hospital=hospital, day=day, reason=why)
+        outcomes.append(outcome)
+        if outcome.moved or outcome.cancelled:
+            kind = HospitalNoticeKind.VISIT_CANCELLED if outcome.cancelled else HospitalNoticeKind.VISIT_MOVED
+            hospital_notify(hospital=hospital, kind=kind, message=orders_notice(unit, outcome))
+    return cancelled, reset, outcomes
 
 
 def _unschedule_requests(*, actor: User, visit: Visit, reason: str) -> list[int]:
