@@ -3,6 +3,7 @@ from __future__ import annotations
 import math
 
 from django.contrib.auth import authenticate
+from django.contrib.auth.signals import user_logged_in
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from knox.auth import TokenAuthentication
 from rest_framework import serializers, status
@@ -93,7 +94,7 @@ class AuditedObtainAuthToken(APIView):
     )
     def post(self, request):
         serializer = TokenCredentialsSerializer(data=request.data)
-        username = str(request.data.get("username", ""))
+        username = str(request.data.get("username", "")) if hasattr(request.data, "get") else ""
         if not serializer.is_valid():
             auth_login_failed_record(username=username, request=request, channel="api")
             serializer.is_valid(raise_exception=True)
@@ -112,6 +113,8 @@ class AuditedObtainAuthToken(APIView):
                 )
             raise InvalidInput("Unable to log in with provided credentials.", code="invalid_credentials")
         key, expiry = api_token_issue(user=user, request=request)
+        # As django.contrib.auth.login() does for the web: last_login, and axes clears the failures.
+        user_logged_in.send(sender=user.__class__, request=request, user=user)
         return Response({"token": key, "expiry": expiry})
 
 

@@ -151,6 +151,17 @@ def test_failures_below_the_limit_are_forgotten_after_a_success(client):
     assert not AuditEntry.objects.filter(action="auth.lockout").exists()
 
 
+def test_a_token_request_with_the_right_password_also_forgets_the_failures(client):
+    user = UserFactory(username="api-user", roles=[Role.RADIOLOGIST])
+    for _ in range(49):
+        _api(client, "api-user", WRONG)
+    assert _api(client, "api-user", PASSWORD).status_code == 200
+    user.refresh_from_db()
+    assert user.last_login is not None
+    assert [_api(client, "api-user", WRONG).status_code for _ in range(49)] == [400] * 49
+    assert _api(client, "api-user", PASSWORD).status_code == 200
+
+
 def test_an_administrator_unlocks_with_axes_reset_username(client):
     UserFactory(username="dana", roles=[Role.DISPATCHER])
     for _ in range(50):
