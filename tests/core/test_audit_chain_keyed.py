@@ -471,3 +471,46 @@ def test_a_legacy_chain_rewritten_past_its_epoch_contradicts_the_checkpoint():
     assert (result.ok, result.broken_id) == (False, epoch.pk)
     assert f"keyed hashes began at #{epoch.pk}" in result.reason
     assert entries  # the later entries were rewritten with it
+
+
+# --- settings: the beat entry, syslog --------------------------------------------------------
+
+
+def test_beat_writes_a_checkpoint_every_configured_minutes():
+    from django.conf import settings as django_settings
+
+    entry = django_settings.CELERY_BEAT_SCHEDULE["audit-checkpoint"]
+    assert entry == {"task": "core.tasks.audit_checkpoint", "schedule": 300.0}
+
+
+def test_bad_syslog_address_stops_start_up():
+    result = _start(AUDIT_CHECKPOINT_SYSLOG="syslog.example.org")
+    assert result.returncode == 2
+    assert result.stderr.startswith("Caravan cannot start: AUDIT_CHECKPOINT_SYSLOG='syslog.example.org'")
+
+
+def test_checkpoints_reach_syslog_over_udp():
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as receiver:
+        receiver.bind(("127.0.0.1", 0))
+        receiver.settimeout(60)
+        port = receiver.getsockname()[1]
+        code = (
+            "import django, logging; django.setup(); "
+            "logging.getLogger('caravan.audit.checkpoint').info('audit checkpoint %s', '{\"id\":7}')"
+        )
+        base = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": os.environ.get("HOME", "/tmp")}
+        env = base | {
+            "DJANGO_SETTINGS_MODULE": "config.settings",
+            "LOG_LEVEL": "WARNING",  # the checkpoint logger stays at INFO regardless
+            "AUDIT_CHECKPOINT_SYSLOG": f"udp://127.0.0.1:{port}",
+        }
+        done = subprocess.run(
+            [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+        )
+        assert done.returncode == 0, done.stderr
+        message = receiver.recv(4096).decode()
+    # authpriv (10) * 8 + info (6); the same line goes to the application log.
+    assert message.rstrip("\x00") == '<86>caravan: audit checkpoint {"id":7}'
+    assert 'audit checkpoint {"id":7}' in done.stderr
