@@ -444,3 +444,272 @@ def test_writes_to_another_tenant_change_nothing(world, role):
         if leaked := _markers_in(_text(response), world.a):
             problems.append(f"{operation}: A's data in the answer: {leaked}")
     assert problems == [], f"B's {role}:\n" + "\n".join(problems)
+
+
+# --- web pages -----------------------------------------------------------------------------------
+
+WEB_REFUSED = frozenset({302, 403, 404})
+
+
+def _web_patterns(resolver=None, prefix: str = "") -> set[str]:
+    found: set[str] = set()
+    for pattern in (resolver or get_resolver()).url_patterns:
+        route = prefix + str(pattern.pattern)
+        if isinstance(pattern, URLResolver):
+            found |= _web_patterns(pattern, route)
+        elif isinstance(pattern, URLPattern):
+            found.add(route)
+    return {route for route in found if not route.startswith(("api/", "admin/"))}
+
+
+def _day(t: Tenant) -> dict[str, Any]:
+    return {"unit_id": t.objects.unit.pk, "day": timezone.localdate().isoformat()}
+
+
+# route -> (method, params, owner, query). Lists (no params) get the marker check only; owner
+# None means nothing of a tenant's is addressed (the marker check still runs for GETs).
+WEB_RULES: dict[str, tuple[str, Callable[[Tenant], dict[str, Any]] | None, str | None, str]] = {
+    "": ("GET", None, None, ""),
+    "login/": ("GET", None, None, ""),
+    "logout/": ("GET", None, None, ""),
+    "dicom-web/": ("GET", None, None, ""),
+    "^dicom-web/(?P<path>.+)$": ("DICOMWEB", None, None, ""),  # test_dicomweb_* below
+    "viewer/": ("GET", None, None, ""),
+    "viewer/app-config.js": ("GET", None, None, ""),
+    "workspace/van/qc/": ("GET", lambda t: {}, "operator_technologist", "?unit={unit}"),
+    "workspace/hospital/orders/": ("GET", None, None, ""),
+    "workspace/quality/reconciliation/": ("GET", None, None, ""),
+    "workspace/reading/worklist/": ("GET", None, None, ""),
+    "workspace/reading/worklist/tasks/<int:task_id>/claim/": (
+        "POST",
+        lambda t: {"task_id": t.objects.task.pk},
+        None,
+        "",
+    ),
+    "workspace/reading/worklist/tasks/<int:task_id>/release/": (
+        "POST",
+        lambda t: {"task_id": t.objects.task.pk},
+        None,
+        "",
+    ),
+    "workspace/reading/tasks/<int:task_id>/report/": (
+        "GET",
+        lambda t: {"task_id": t.objects.task.pk},
+        "radiologist",
+        "",
+    ),
+    "workspace/hospital/studies/": ("GET", None, None, ""),
+    "workspace/hospital/studies/critical/<int:result_id>/acknowledge/": (
+        "POST",
+        lambda t: {"result_id": t.objects.critical.pk},
+        None,
+        "",
+    ),
+    "workspace/hospital/studies/<int:study_id>/report/": (
+        "GET",
+        lambda t: {"study_id": t.objects.study.pk},
+        "hospital_user",
+        "",
+    ),
+    "workspace/hospital/studies/<int:study_id>/report.pdf": (
+        "GET",
+        lambda t: {"study_id": t.objects.study.pk},
+        "hospital_user",
+        "",
+    ),
+    "workspace/reading/peer-reviews/": ("GET", None, None, ""),
+    "workspace/reading/peer-reviews/<int:pk>/": (
+        "GET",
+        lambda t: {"pk": t.objects.peer_review.pk},
+        "reviewer",
+        "",
+    ),
+    "workspace/hospital/requests/": ("GET", None, None, ""),
+    "workspace/hospital/requests/<int:pk>/cancel/": (
+        "POST",
+        lambda t: {"pk": t.objects.service_request.pk},
+        None,
+        "",
+    ),
+    "workspace/hospital/notifications/read/": ("POST", None, None, ""),
+    "fleet/map/": ("GET", None, None, ""),
+    "fleet/incidents/": ("GET", None, None, ""),
+    "fleet/incidents/<int:incident_id>/": (
+        "GET",
+        lambda t: {"incident_id": t.objects.incident.pk},
+        "operator_dispatcher",
+        "",
+    ),
+    "fleet/coverage/": ("GET", None, None, ""),
+    # A region is shared by operators; the form ends the caller's own service there.
+    "fleet/regions/<str:region_code>/end-service/": ("GET", None, None, ""),
+    "fleet/units/<int:unit_id>/withdraw/": ("POST", lambda t: {"unit_id": t.objects.unit.pk}, None, ""),
+    "fleet/units/<int:unit_id>/day/<str:day>/": ("GET", _day, "operator_dispatcher", ""),
+    "fleet/plans/": ("GET", None, None, ""),
+    "fleet/plans/<int:plan_id>/": (
+        "GET",
+        lambda t: {"plan_id": t.objects.plan.pk},
+        "operator_dispatcher",
+        "",
+    ),
+    "fleet/plans/<int:plan_id>/progress/": (
+        "GET",
+        lambda t: {"plan_id": t.objects.plan.pk},
+        "operator_dispatcher",
+        "",
+    ),
+    "fleet/plans/<int:plan_id>/locks/": ("POST", lambda t: {"plan_id": t.objects.plan.pk}, None, ""),
+    "fleet/plans/<int:plan_id>/publish/": ("POST", lambda t: {"plan_id": t.objects.plan.pk}, None, ""),
+    "fleet/plans/<int:plan_id>/rerun/": ("POST", lambda t: {"plan_id": t.objects.plan.pk}, None, ""),
+    "workspace/quality/dashboard/": ("GET", None, None, ""),
+    "workspace/quality/audit/": ("GET", None, None, "?patient_id={patient}&viewers_of={patient}"),
+    "workspace/dispatch/": ("GET", None, None, ""),
+    "workspace/van/": ("GET", None, None, ""),
+    "workspace/reading/": ("GET", None, None, ""),
+    "workspace/hospital/": ("GET", None, None, ""),
+    "workspace/quality/": ("GET", None, None, ""),
+    "workspace/admin/": ("GET", None, None, ""),
+}
+
+
+def _web_url(route: str, params: dict[str, Any], query: str, t: Tenant) -> str:
+    params = {"region_code": t.hospital.region_code, **params}  # a region is shared by tenants
+    path = "/" + re.sub(r"<(?:\w+:)?(\w+)>", lambda m: str(params[m.group(1)]), route)
+    return path + query.format(unit=t.objects.unit.pk, patient=t.objects.order.patient_id)
+
+
+def test_every_web_page_has_a_rule():
+    routes = _web_patterns()
+    assert sorted(routes - WEB_RULES.keys()) == [], "add a rule to WEB_RULES for these pages"
+    assert sorted(WEB_RULES.keys() - routes) == [], "these rules name pages that no longer exist"
+
+
+def test_owners_reach_their_own_pages(world):
+    problems = []
+    for route, (method, params, owner, query) in WEB_RULES.items():
+        if method != "GET" or owner is None:
+            continue
+        client = Client()
+        client.force_login(world.a.users[owner])
+        response = client.get(_web_url(route, params(world.a) if params else {}, query, world.a))
+        if response.status_code != 200:
+            problems.append(f"{route} as A's {owner}: {response.status_code}")
+    assert problems == []
+
+
+@pytest.mark.parametrize("role", OUTSIDER_ROLES)
+def test_pages_of_another_tenant_reveal_and_change_nothing(world, role):
+    # Entries in A's audit trail, by A's staff, about A's patient: B's QC pages must not show them.
+    _client(world.a.users["hospital_user"]).get(f"/api/reading/reports/{world.a.objects.report.pk}/")
+    _client(world.a.users["operator_dispatcher"]).get(f"/api/dicom/orders/{world.a.objects.order.pk}/")
+    markers = [*world.a.markers, *(user.username for user in world.a.users.values())]
+    client = Client()
+    client.force_login(world.b.users[role])
+    problems = []
+    for route, (method, params, _owner, query) in WEB_RULES.items():
+        if method == "DICOMWEB":
+            continue
+        url = _web_url(route, params(world.a) if params else {}, query, world.a)
+        # A write that names none of A's objects acts on the caller's own rows (mark read).
+        before = _snapshot() if method == "POST" and params is not None else None
+        response = client.get(url) if method == "GET" else client.post(url, {"reason": "x", "locked": "1"})
+        if response.status_code >= 500:
+            problems.append(f"{method} {url}: {response.status_code}")
+        # The search form echoes what was searched for: that is not a leak.
+        text = (
+            _text(response).replace(world.a.objects.order.patient_id, "") if "?" in url else _text(response)
+        )
+        if leaked := [marker for marker in markers if marker in text]:
+            problems.append(f"{method} {url}: A's data in the page: {leaked}")
+        if params is not None and response.status_code not in WEB_REFUSED:
+            problems.append(f"{method} {url}: {response.status_code}, expected one of {sorted(WEB_REFUSED)}")
+        if before is not None and (changed := _changed(before, _snapshot())):
+            problems.append(f"{method} {url}: changed {changed}")
+    assert problems == [], f"B's {role}:\n" + "\n".join(problems)
+
+
+# --- the DICOMweb proxy --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("role", OUTSIDER_ROLES)
+def test_dicomweb_of_another_tenant_reveals_nothing(world, role):
+    client = Client()
+    client.force_login(world.b.users[role])
+    a = world.a.objects
+    uid = a.study.study_instance_uid
+    problems = []
+    for path in (
+        f"studies/{uid}/metadata",
+        f"studies/{uid}/series",
+        f"studies/{uid}/series/1.2.3/instances/1.2.3.4/frames/1/rendered",
+        f"studies?StudyInstanceUID={uid}",
+        f"series?StudyInstanceUID={uid}",
+        f"instances?StudyInstanceUID={uid}",
+        f"studies?PatientID={a.order.patient_id}",
+        f"studies?AccessionNumber={a.order.accession_number}",
+    ):
+        response = client.get(f"/dicom-web/{path}")
+        text = _text(response)
+        # Refused before anything is asked of Orthanc (none runs here): a study path is 404, a
+        # search among the caller's own studies finds none of A's and answers empty.
+        expected = (404,) if path.startswith("studies/") else (200, 204)
+        if response.status_code not in expected:
+            problems.append(f"{path}: {response.status_code}, expected {expected}")
+        elif response.status_code == 200 and json.loads(text or "[]") != []:
+            problems.append(f"{path}: 200 with content")
+        if uid in text or _markers_in(text, world.a):
+            problems.append(f"{path}: A's study in the answer")
+    assert problems == [], f"B's {role}:\n" + "\n".join(problems)
+
+
+# --- websockets ----------------------------------------------------------------------------------
+
+# Every websocket route and how it is walked here. The reading socket's audiences and the fleet
+# map's operator groups are proven per event in tests/telerad/test_events_ws.py and
+# tests/fleet/test_map_live.py; the unit QC socket is addressed by id, so it is walked here.
+WS_RULES = {
+    "ws/ping/": "no tenant data",
+    "ws/units/<int:unit_id>/qc/": "walked: test_unit_qc_socket_of_another_tenant_is_refused",
+    "ws/reading/": "audiences: tests/telerad/test_events_ws.py",
+    "ws/fleet/map/": "operator groups: tests/fleet/test_map_live.py",
+}
+
+
+def test_every_websocket_route_has_a_rule():
+    from config.routing import websocket_urlpatterns
+
+    routes = {str(pattern.pattern) for pattern in websocket_urlpatterns}
+    assert routes == set(WS_RULES)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_unit_qc_socket_of_another_tenant_is_refused():
+    from asgiref.sync import async_to_sync
+    from channels.testing import WebsocketCommunicator
+
+    from config.asgi import application
+
+    world = build_world()
+    unit = world.a.objects.unit
+    cookies = {}
+    for key, user in [
+        *((f"b:{r}", world.b.users[r]) for r in OUTSIDER_ROLES),
+        ("a", world.a.users["operator_technologist"]),
+    ]:
+        client = Client()
+        client.force_login(user)
+        cookies[key] = f"sessionid={client.cookies['sessionid'].value}".encode()
+
+    async def connect(cookie: bytes):
+        communicator = WebsocketCommunicator(
+            application,
+            f"/ws/units/{unit.pk}/qc/",
+            headers=[(b"origin", b"http://localhost"), (b"cookie", cookie)],
+        )
+        connected, code = await communicator.connect(timeout=10)
+        await communicator.disconnect()
+        return connected, code
+
+    results = {key: async_to_sync(connect)(cookie) for key, cookie in cookies.items()}
+    assert results.pop("a")[0] is True
+    assert results == {f"b:{role}": (False, 4403) for role in OUTSIDER_ROLES}
