@@ -94,7 +94,3 @@ def get_for_user(user, queryset: models.QuerySet[M], **lookup) -> M:
         raise NotFound(f"No {queryset.model._meta.verbose_name} matches the given id")
     return obj
 
-
-def user_is_cross_organisation(user) -> bool:
-    """Deprecated alias of ``user_is_platform_wide`` (being removed: dashboards and audit review)."""
-    return user_is_platform_wide(user)
