@@ -127,7 +127,8 @@ def test_create_books_an_order_with_accession_and_uid_and_audits(booker, hospita
     }
     assert "ZHANG" not in entry.details
     # Booked on the unit's visit to the hospital that day (found: the booking named none).
-    assert (order.visit.unit, order.visit.hospital, order.visit.date) == (ct_unit, hospital, order.scheduled_date)
+    visit = order.visit
+    assert (visit.unit, visit.hospital, visit.date) == (ct_unit, hospital, order.scheduled_date)
 
 
 def test_an_order_joins_the_units_visit_and_a_published_visit_picks_up_older_unlinked_orders(
