@@ -212,3 +212,20 @@ def test_the_lockout_exports_to_atna_as_a_security_alert(client):
         ET.fromstring(xml) for xml in atna_messages(list(AuditEntry.objects.filter(action="auth.lockout")))
     ]
     assert message.find("EventIdentification").find("EventID").get("csd-code") == "110113"
+
+
+def test_the_lockout_page_is_served_through_the_asgi_stack_too():
+    # Production runs daphne: the middleware chain is async there (AxesMiddleware.__acall__).
+    from asgiref.sync import async_to_sync
+    from django.test import AsyncClient
+
+    UserFactory(username="dana", roles=[Role.DISPATCHER])
+    client = AsyncClient()
+
+    async def post(password):
+        return await client.post("/login/", {"username": "dana", "password": password})
+
+    statuses = [async_to_sync(post)(WRONG).status_code for _ in range(50)]
+    assert statuses == [200] * 49 + [429]
+    refused = async_to_sync(post)(PASSWORD)
+    assert refused.status_code == 429 and "Sign-in is locked" in refused.content.decode()
