@@ -8,6 +8,9 @@
     python -m bench telemetry [--units N --minutes N --interval S --batch S]
     python -m bench planner [--time-limit S --seed N]  # 30 units, 300 requests, 10 days
     python -m bench dashboards [--studies N --runs N]    # quality dashboards over 100,000 studies
+    python -m bench dbconn [--requests N --concurrency N --processes N --pool-size N [N..] --rounds N
+                            --configs persistent,per-request,pool]
+                                         # PostgreSQL connections under a burst; needs REDIS_URL
 
 Ratios are against baselines measured in the same run, on the same machine. Exit code 1 when
 a target is missed.
@@ -114,6 +117,32 @@ def _dashboards(args) -> bool:
     return dashboards.print_table(result)
 
 
+def _dbconn_possible(*, skipping: bool = False) -> bool:
+    from bench.dbconn import NEEDS
+
+    url = os.environ.get("DATABASE_URL", "")
+    if os.environ.get("REDIS_URL") and url.startswith(("postgres://", "postgresql://")):
+        return True
+    print(f"\n{NEEDS}" + (" Skipped." if skipping else ""), file=sys.stdout if skipping else sys.stderr)
+    return False
+
+
+def _dbconn(args, *, required: bool = True) -> bool:
+    from bench import dbconn
+
+    if not _dbconn_possible(skipping=not required):
+        return not required
+    result = dbconn.run(
+        requests=args.requests,
+        concurrency=args.concurrency,
+        processes=args.processes,
+        pool_sizes=args.pool_size,
+        rounds=args.rounds,
+        which=tuple(args.configs.split(",")),
+    )
+    return dbconn.print_table(result)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench")
     sub = parser.add_subparsers(dest="which")
@@ -164,14 +193,33 @@ def main() -> int:
     )
     dashboards_p.add_argument("--studies", type=int, default=100_000)
     dashboards_p.add_argument("--runs", type=int, default=20, help="timed runs per dashboard and range")
+    dbconn_p = sub.add_parser(
+        "dbconn", help="PostgreSQL connections and latency under a burst: CONN_MAX_AGE=60 vs 0 vs pool"
+    )
+    dbconn_p.add_argument("--requests", type=int, default=1000, help="requests per configuration and round")
+    dbconn_p.add_argument("--concurrency", type=int, default=200)
+    dbconn_p.add_argument("--processes", type=int, default=2, help="daphne processes (manage.py serve)")
+    dbconn_p.add_argument(
+        "--pool-size", type=int, nargs="+", default=[10], help="DB_POOL_SIZE of the pool configuration(s)"
+    )
+    dbconn_p.add_argument(
+        "--configs",
+        default="persistent,per-request,pool",
+        help="comma list of persistent, per-request, pool (the first is the baseline of the ratios)",
+    )
+    dbconn_p.add_argument("--rounds", type=int, default=2, help="rounds of all configurations, order rotated")
     args = parser.parse_args()
     if args.which == "fanout" and not _fanout_possible():
+        return 2
+    if args.which == "dbconn" and not _dbconn_possible():
         return 2
 
     from bench._django import drop_bench_postgres_db, setup_bench_django
 
-    # The dashboards bench loads its own database, dropped afterwards (it is large).
-    backend = setup_bench_django("caravan_bench_dash" if args.which == "dashboards" else "caravan_bench")
+    # The dashboards bench loads its own database, dropped afterwards (it is large); dbconn counts
+    # the sessions on its own database, so nobody else's benchmark is counted.
+    own = {"dashboards": "caravan_bench_dash", "dbconn": "caravan_bench_dbconn"}
+    backend = setup_bench_django(own.get(args.which, "caravan_bench"))
     print(f"Caravan benchmarks (database: {backend})")
     if args.which is None:
         args = parser.parse_args(["audit"])
@@ -182,6 +230,7 @@ def main() -> int:
         ok &= _telemetry(parser.parse_args(["telemetry"]))
         ok &= _planner(parser.parse_args(["planner"]))
         ok &= _dashboards(parser.parse_args(["dashboards"]))
+        ok &= _dbconn(parser.parse_args(["dbconn"]), required=False)
     elif args.which == "audit":
         ok = _audit(args)
     elif args.which == "fanout":
@@ -195,6 +244,11 @@ def main() -> int:
     elif args.which == "dashboards":
         try:
             ok = _dashboards(args)
+        finally:
+            drop_bench_postgres_db()
+    elif args.which == "dbconn":
+        try:
+            ok = _dbconn(args)
         finally:
             drop_bench_postgres_db()
     else:

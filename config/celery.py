@@ -3,7 +3,7 @@
 import os
 
 from celery import Celery
-from celery.signals import worker_init, worker_ready
+from celery.signals import beat_init, worker_init, worker_ready
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
@@ -26,3 +26,20 @@ def _yield_the_cpu_to_dicom_reception(sender, **kwargs):
 
     if settings.WORKER_NICE:
         os.nice(settings.WORKER_NICE)
+
+
+@worker_init.connect
+@beat_init.connect
+def _no_connection_pool_in_celery(sender, **kwargs):
+    # The pool (DB_POOL_SIZE) bounds the web's threads. A worker process runs one task at a time,
+    # so it needs one connection, and Celery's Django fix-up closes a prefork child's pool after
+    # every task anyway: per-task connections (CONN_MAX_AGE=0) cost the same without the pool's
+    # threads. Dropped before any task runs; a pool the parent may have opened is closed first.
+    from django.conf import settings
+    from django.db import connections
+
+    for alias, database in settings.DATABASES.items():
+        if database.get("OPTIONS", {}).get("pool"):
+            connections[alias].close()
+            connections[alias].close_pool()  # type: ignore[attr-defined]  # PostgreSQL backend
+            del database["OPTIONS"]["pool"]

@@ -109,12 +109,33 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     pathlib.Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
     VAR_DIR.mkdir(parents=True, exist_ok=True)
 else:
-    DATABASES["default"]["CONN_MAX_AGE"] = env_int("DB_CONN_MAX_AGE", 60, minimum=0)
+    # Bounded connections (docs/security.md, "Database connections"). Under ASGI every request
+    # runs in a thread of its own and a connection belongs to its thread: CONN_MAX_AGE=60 left
+    # idle connections behind until garbage collection, and CONN_MAX_AGE=0 still opens one per
+    # request in flight; 200 concurrent requests exhausted max_connections either way (bench
+    # dbconn). psycopg's pool holds at most DB_POOL_SIZE per process; a request beyond it waits
+    # up to DB_POOL_TIMEOUT seconds for one. 0 turns the pool off (then DB_CONN_MAX_AGE applies).
+    # Celery workers drop the pool (config/celery.py): one task at a time needs one connection.
+    DB_POOL_SIZE = env_int("DB_POOL_SIZE", 10, minimum=0, maximum=100)
+    DATABASES["default"]["CONN_MAX_AGE"] = env_int("DB_CONN_MAX_AGE", 0, minimum=0)
+    if DB_POOL_SIZE and DATABASES["default"]["CONN_MAX_AGE"]:
+        raise ImproperlyConfigured(
+            "DB_POOL_SIZE and DB_CONN_MAX_AGE exclude each other: pooled connections are returned "
+            "to the pool after each request; set DB_CONN_MAX_AGE=0 or DB_POOL_SIZE=0"
+        )
     # Our queries are short OLTP lookups: JIT compilation and parallel workers cost more to
     # start (milliseconds) than they save, and made the worklist's p95 miss its 30 ms target.
     DATABASES["default"]["OPTIONS"] = {
         "options": env_str("DB_SESSION_OPTIONS", "-c jit=off -c max_parallel_workers_per_gather=0")
     }
+    if DB_POOL_SIZE:
+        DATABASES["default"]["OPTIONS"]["pool"] = {
+            "min_size": 1,
+            "max_size": DB_POOL_SIZE,
+            "timeout": env_float("DB_POOL_TIMEOUT", 30.0, minimum=1.0, maximum=600.0),
+            # An idle connection above min_size is closed after this long (one per period).
+            "max_idle": env_float("DB_POOL_MAX_IDLE", 60.0, minimum=1.0, maximum=3600.0),
+        }
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -120,9 +120,14 @@ def _no_stray_sessions_when_the_test_database_is_dropped(django_db_setup, django
     """
     yield
     from django.db import connection
+    from django.db.backends.base.creation import TEST_DATABASE_PREFIX
 
     with django_db_blocker.unblock():
-        if connection.vendor == "postgresql":
+        # No test in the session used the database: none was created, nothing will be dropped,
+        # and DATABASE_URL's own database may not even exist.
+        if connection.vendor == "postgresql" and connection.settings_dict["NAME"].startswith(
+            TEST_DATABASE_PREFIX
+        ):
             with connection.cursor() as cursor:
                 cursor.execute(
                     "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "

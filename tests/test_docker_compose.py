@@ -279,17 +279,15 @@ def test_app_environment_names_are_read_by_settings(compose, settings_names, ser
 
 @pytest.mark.parametrize("service", APP_SERVICES)
 def test_app_services_get_the_same_configuration(compose, service):
-    # The only differences: the web keeps no database connections across requests (ASGI), and
-    # migrate connects as the owner of the tables.
-    differing = {"DB_CONN_MAX_AGE", "DATABASE_URL"}
+    # The only difference: migrate connects as the owner of the tables. The database
+    # connections are bounded by the defaults (a pool in the web, none in Celery), not per service.
+    differing = {"DATABASE_URL"}
     web = service_env(compose, "web")
     env = service_env(compose, service)
     assert {k: v for k, v in env.items() if k not in differing} == {
         k: v for k, v in web.items() if k not in differing
     }
-    assert web["DB_CONN_MAX_AGE"] == "0"
-    if service != "web":
-        assert "DB_CONN_MAX_AGE" not in env
+    assert "DB_CONN_MAX_AGE" not in env
     if service != "migrate":
         assert env["DATABASE_URL"] == web["DATABASE_URL"]
 
@@ -551,6 +549,7 @@ def _run_settings(env: dict[str, str]) -> subprocess.CompletedProcess:
         "from django.conf import settings as s; db = s.DATABASES['default'];"
         "print(json.dumps({'env': s.CARAVAN_ENV, 'debug': s.DEBUG, 'engine': db['ENGINE'],"
         " 'host': db['HOST'], 'name': db['NAME'], 'user': db['USER'], 'conn_max_age': db['CONN_MAX_AGE'],"
+        " 'pool': db['OPTIONS'].get('pool'),"
         " 'secret_key': s.SECRET_KEY, 'redis': s.REDIS_URL, 'broker': s.CELERY_BROKER_URL,"
         " 'eager': s.CELERY_TASK_ALWAYS_EAGER, 'orthanc_url': s.ORTHANC_URL,"
         " 'orthanc_password': s.ORTHANC_PASSWORD, 'plugin_secret': s.ORTHANC_PLUGIN_SECRET,"
@@ -579,7 +578,8 @@ def test_settings_start_with_the_compose_environment(compose, example_env, tmp_p
     assert loaded["engine"] == "django.db.backends.postgresql"
     assert (loaded["host"], loaded["name"]) == ("postgres", "caravan")
     assert loaded["user"] == ("caravan_owner" if service == "migrate" else "caravan")
-    assert loaded["conn_max_age"] == (0 if service == "web" else 60)
+    assert loaded["conn_max_age"] == 0
+    assert loaded["pool"] == {"min_size": 1, "max_size": 10, "timeout": 30.0, "max_idle": 60.0}
     assert loaded["secret_key"] == example_env["SECRET_KEY"]
     assert loaded["redis"] == loaded["broker"] == "redis://redis:6379/0"
     assert loaded["eager"] is False

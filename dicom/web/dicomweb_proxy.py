@@ -37,6 +37,7 @@ from typing import Any
 import httpx
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 from django.views.decorators.csrf import csrf_exempt
@@ -356,6 +357,15 @@ async def _nothing(stack: AsyncExitStack) -> AsyncIterator[bytes]:
         yield chunk
 
 
+def _release_database_connection() -> None:
+    # A retrieve streams for as long as the viewer reads (seconds for a series) and needs the
+    # database no more: its connection goes back to the pool (DB_POOL_SIZE per process) now,
+    # not when the response ends. Runs in the request's thread (sync_to_async is thread-
+    # sensitive), whose connection it is; never inside a transaction (a test's), which keeps it.
+    if not connection.in_atomic_block:
+        connection.close()
+
+
 @csrf_exempt  # GET/HEAD only: nothing here changes state
 async def dicomweb_proxy(request: HttpRequest, path: str = "") -> HttpResponseBase:
     if request.method == "OPTIONS":
@@ -380,6 +390,7 @@ async def dicomweb_proxy(request: HttpRequest, path: str = "") -> HttpResponseBa
         try:
             if request.method == "GET":
                 await sync_to_async(_audit)(user, request, authorised)
+            await sync_to_async(_release_database_connection)()
         except BaseException:
             await stack.aclose()
             raise
