@@ -30,7 +30,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from core.access import scope_for_user
-from core.choices import OrganisationKind, Role
+from core.choices import Role
 from core.exceptions import AccessDenied, InvalidInput, NotFound
 from core.models import User
 from core.services import audit_record
@@ -58,16 +58,17 @@ def hospital_contacts(hospital_id: int) -> list[User]:
 def operator_qc_officers(result: CriticalResult) -> list[User]:
     """The QC officers told when a hospital has not answered a whole round of notifications.
 
-    Those of the operator whose van scanned the study; a study with no known unit goes to the
-    QC officers of every operator organisation.
+    Those of the operator whose van scanned the study (its unit, else its order's). A study with
+    neither belongs to no operator: the platform's superusers are told, never another operator's
+    staff (tenants are walls, docs/security.md).
     """
-    officers = User.objects.filter(is_active=True, groups__name=Role.QC_OFFICER)
-    unit = result.study.unit
-    unit_operator = unit.operator_id if unit is not None else None
-    if unit_operator is not None:
-        officers = officers.filter(organisation_id=unit_operator)
-    else:
-        officers = officers.filter(organisation__kind=OrganisationKind.OPERATOR)
+    study = result.study
+    unit = study.unit if study.unit_id else (study.order.unit if study.order_id else None)
+    if unit is None:
+        return list(User.objects.filter(is_active=True, is_superuser=True).order_by("username"))
+    officers = User.objects.filter(
+        is_active=True, groups__name=Role.QC_OFFICER, organisation_id=unit.operator_id
+    )
     return list(officers.distinct().order_by("username"))
 
 
