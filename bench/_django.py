@@ -39,14 +39,22 @@ def _recreate_postgres_db(base: str, name: str) -> None:
         conn.execute(f'CREATE DATABASE "{name}"')
 
 
-def drop_bench_postgres_db() -> None:
-    """Drop the benchmark database set up above (PostgreSQL only; SQLite's is a temp file)."""
+def close_bench_connections() -> None:
+    """Close this process's connections to the benchmark database, its pool's idle ones too."""
     from django.db import connections
 
+    connections.close_all()
+    for conn in connections.all(initialized_only=True):
+        if getattr(conn, "pool", None):  # PostgreSQL with DB_POOL_SIZE (the default)
+            conn.close_pool()
+
+
+def drop_bench_postgres_db() -> None:
+    """Drop the benchmark database set up above (PostgreSQL only; SQLite's is a temp file)."""
     url = os.environ.get("DATABASE_URL", "")
     if not url.startswith(("postgres://", "postgresql://")):
         return
-    connections.close_all()
+    close_bench_connections()
     base, _, name = url.rpartition("/")
     import psycopg
 

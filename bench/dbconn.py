@@ -233,14 +233,16 @@ def run(
     rounds: int = 2,
     which: tuple[str, ...] = CONFIGURATIONS,
 ) -> dict:
-    from django.db import connection, connections
+    from django.db import connection
+
+    from bench._django import close_bench_connections
 
     if connection.vendor != "postgresql" or not os.environ.get("REDIS_URL"):
         raise SystemExit(NEEDS)
     cookie = _session_cookie()
     database = connection.settings_dict["NAME"]
     base = os.environ["DATABASE_URL"].rpartition("/")[0]
-    connections.close_all()  # this process holds none during the runs
+    close_bench_connections()  # this process holds none during the runs (nor idle in a pool)
     log_path = Path(tempfile.mkdtemp(prefix="caravan-dbconn-")) / "serve.log"
     counter = ConnectionCounter(base, database)
     configs = configurations(pool_sizes or [10], which)
