@@ -261,11 +261,16 @@ def _clean_score(score: object, significance: object, comment: object) -> tuple[
 
 
 def discrepancy_recipients(review: PeerReview) -> list[User]:
-    """Who hears of a score 3: the first reader, then active QC officers (operator, pool's group)."""
+    """Who hears of a score 3: the first reader, then active QC officers (the operator whose van
+    acquired the study, the pool's group)."""
     officers = (
         User.objects.filter(is_active=True, groups__name=Role.QC_OFFICER)
         .filter(
-            Q(organisation__kind=OrganisationKind.OPERATOR) | Q(organisation_id=review.pool.reading_group_id)
+            Q(
+                organisation__kind=OrganisationKind.OPERATOR,
+                organisation__units__studies__report=review.report_id,
+            )
+            | Q(organisation_id=review.pool.reading_group_id)
         )
         .exclude(pk=review.first_reader_id)
         .distinct()
