@@ -68,6 +68,20 @@ def test_demo_loads_the_documented_world():
     assert len(inp.requests) == 12
     working = {Unit.objects.get(pk=u.id).name for u in inp.units if u.available_days}
     assert working == set(Unit.objects.exclude(name="DR Van 2").values_list("name", flat=True))
+    # Tenancy: the demo's operator staff belong to the operator whose vans scan; they see every
+    # order booked on them, and its QC officer and admin the studies acquired for them.
+    from core.access import scope_for_user
+    from dicom.study_access import studies_visible_to
+    from tests.dicom.factories import StudyFactory
+
+    staff = {name: User.objects.get(username=name) for name in ("dispatcher", "qc", "admin")}
+    assert {user.organisation for user in staff.values()} == {operator}
+    assert set(Unit.objects.values_list("operator_id", flat=True)) == {operator.pk}
+    for user in staff.values():
+        assert set(scope_for_user(user, Order.objects.all())) == set(Order.objects.all())
+    study = StudyFactory(order=orders.first())  # as ingest leaves it: the order's van and hospital
+    assert [list(studies_visible_to(staff[name])) for name in ("qc", "admin")] == [[study], [study]]
+    assert list(studies_visible_to(staff["dispatcher"])) == []
     assert audit_verify().ok
 
 

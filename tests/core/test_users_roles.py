@@ -81,14 +81,42 @@ def test_scoping_refuses_another_organisations_object():
     assert list(scope_for_user(alice, Organisation.objects.all())) == [a]
 
 
-def test_operator_staff_see_across_organisations_and_anonymous_sees_nothing():
+def test_operator_staff_see_their_own_operator_only_superusers_all_and_anonymous_nothing():
     from django.contrib.auth.models import AnonymousUser
 
-    operator = OrganisationFactory(kind=OrganisationKind.OPERATOR)
+    from dicom.models import Order
+    from tests.dicom.factories import OrderFactory
+    from tests.fleet.factories import UnitFactory
+
+    operator, rival = (OrganisationFactory(kind=OrganisationKind.OPERATOR) for _ in range(2))
     dispatcher = UserFactory(organisation=operator, roles=["dispatcher"])
-    other = UserFactory()
-    assert get_for_user(dispatcher, User.objects.all(), pk=other.pk) == other
+    colleague = UserFactory(organisation=operator, roles=["qc_officer"])
+    rival_dispatcher = UserFactory(organisation=rival, roles=["dispatcher"])
+    mine = OrderFactory(unit=UnitFactory(operator=operator))  # any hospital's, on our van
+    theirs = OrderFactory(unit=UnitFactory(operator=rival))
+    hospital_user = mine.created_by
+    root = UserFactory(is_superuser=True)
+
+    # Their own operator's rows: its staff, and the orders booked on its vans (whatever hospital).
+    assert get_for_user(dispatcher, User.objects.all(), pk=colleague.pk) == colleague
+    assert set(scope_for_user(dispatcher, User.objects.all())) == {dispatcher, colleague}
+    assert get_for_user(dispatcher, Order.objects.all(), pk=mine.pk) == mine
+    assert list(scope_for_user(dispatcher, Order.objects.all())) == [mine]
+    assert list(scope_for_user(dispatcher, Organisation.objects.all())) == [operator]
+    # Not another operator's, nor a hospital's own users.
+    for row, queryset in (
+        (rival_dispatcher, User.objects.all()),
+        (hospital_user, User.objects.all()),
+        (theirs, Order.objects.all()),
+    ):
+        with pytest.raises(NotFound):
+            get_for_user(dispatcher, queryset, pk=row.pk)
+    assert list(scope_for_user(rival_dispatcher, Order.objects.all())) == [theirs]
+    # A superuser sees every tenant's rows; signed out, nothing.
+    assert set(scope_for_user(root, Order.objects.all())) == {mine, theirs}
+    assert get_for_user(root, User.objects.all(), pk=rival_dispatcher.pk) == rival_dispatcher
     assert scope_for_user(AnonymousUser(), User.objects.all()).count() == 0
+    assert scope_for_user(AnonymousUser(), Order.objects.all()).count() == 0
 
 
 @pytest.mark.parametrize(

@@ -45,6 +45,11 @@ class StudyFactory(factory.django.DjangoModelFactory):
     orthanc_id = factory.Sequence(lambda n: f"{n:08x}-00000000-00000000-00000000-00000000")
     study_instance_uid = factory.LazyFunction(new_uid)
     ingest_status = IngestStatus.UNMATCHED
+    # As ingest does: a study acquired for an order was made by the order's van, for its hospital.
+    # (Without an order the unit and hospital are unknown unless given.)
+    order = None
+    unit = factory.LazyAttribute(lambda o: o.order.unit if o.order else None)
+    hospital = factory.LazyAttribute(lambda o: o.order.hospital if o.order else None)
 
 
 def bookable(unit: Unit, hospital, day: datetime.date | None = None, **visit_fields) -> Visit:

@@ -21,6 +21,7 @@ from dicom.tasks import deidentify_study_task
 from tests.core.factories import OrganisationFactory, UserFactory
 from tests.dicom.dicom_factory import ct_series, to_bytes
 from tests.dicom.factories import StudyFactory
+from tests.fleet.factories import OperatorFactory, UnitFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -29,8 +30,18 @@ PATIENT_NAME = "FAIRWEATHER^ODALYS"
 PROJECT = "teaching-ct.2025"
 
 
-def _user(*roles: str, kind: str = OrganisationKind.OPERATOR):
-    return UserFactory(roles=list(roles), organisation=OrganisationFactory(kind=kind))
+def _user(*roles: str, kind: str = OrganisationKind.OPERATOR, organisation=None):
+    return UserFactory(roles=list(roles), organisation=organisation or OrganisationFactory(kind=kind))
+
+
+def _staff(role: str, study):
+    """A user with ``role`` at the operator whose van acquired ``study`` (who may export it)."""
+    return _user(role, organisation=study.unit.operator)
+
+
+def _study(operator=None, **fields):
+    """A study acquired by a van of ``operator`` (a new operator unless given)."""
+    return StudyFactory(unit=UnitFactory(operator=operator or OperatorFactory()), **fields)
 
 
 def _client(user) -> APIClient:
@@ -51,7 +62,7 @@ def _study_in_orthanc(orthanc, *, series: int = 2, per_series: int = 2) -> tuple
             datasets.append(ds)
     for ds in datasets:
         answer = orthanc.client.upload_instance(to_bytes(ds))
-    study = StudyFactory(
+    study = _study(
         orthanc_id=answer["ParentStudy"],
         study_instance_uid=study_uid,
         patient_id=PATIENT_ID,
@@ -81,7 +92,7 @@ def test_request_is_queued_after_commit_and_the_export_can_be_followed(
     orthanc, role, django_capture_on_commit_callbacks
 ):
     study, datasets = _study_in_orthanc(orthanc)
-    user = _user(role)
+    user = _staff(role, study)
     client = _client(user)
 
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
@@ -139,7 +150,7 @@ def test_request_is_queued_after_commit_and_the_export_can_be_followed(
 @pytest.mark.orthanc
 def test_asking_again_returns_the_same_export(orthanc, django_capture_on_commit_callbacks):
     study, _datasets = _study_in_orthanc(orthanc, series=1)
-    client = _client(_user(Role.QC_OFFICER))
+    client = _client(_staff(Role.QC_OFFICER, study))
     for _ in range(2):
         with django_capture_on_commit_callbacks(execute=True):
             response = client.post(
@@ -190,9 +201,9 @@ def test_anonymous_is_refused():
 
 
 def test_bad_requests_are_answered_at_once_and_queue_nothing(django_capture_on_commit_callbacks):
-    study = StudyFactory()
-    not_in_orthanc = StudyFactory(orthanc_id="")
-    client = _client(_user(Role.QC_OFFICER))
+    study = _study()
+    not_in_orthanc = _study(operator=study.unit.operator, orthanc_id="")
+    client = _client(_staff(Role.QC_OFFICER, study))
     cases = [
         (study.pk, {}, 400),
         (study.pk, {"project": ""}, 400),
@@ -232,15 +243,36 @@ def test_a_qc_officer_of_a_reading_group_sees_no_study_to_export(django_capture_
     assert client.get(f"/api/dicom/deid-exports/{DeidExport.objects.get().pk}/").status_code == 404
 
 
+@pytest.mark.parametrize("role", [Role.QC_OFFICER, Role.ADMIN])
+def test_another_operators_staff_see_no_study_to_export(role, django_capture_on_commit_callbacks):
+    # Operators are isolated: the role passes, but the study was acquired by another operator's van.
+    study = _study()
+    existing = _export(study, status=DeidExportStatus.DONE)
+    client = _client(_user(role))  # staff of a different operator
+    audit_count = AuditEntry.objects.count()
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        response = client.post(
+            f"/api/dicom/studies/{study.pk}/deid-exports/", {"project": PROJECT}, format="json"
+        )
+    assert response.status_code == 404
+    assert callbacks == []
+    assert client.get("/api/dicom/deid-exports/").json()["results"] == []
+    assert client.get(f"/api/dicom/deid-exports/?study={study.pk}").json()["results"] == []
+    assert client.get(f"/api/dicom/deid-exports/{existing.pk}/").status_code == 404
+    assert list(DeidExport.objects.values_list("pk", flat=True)) == [existing.pk]
+    assert AuditEntry.objects.count() == audit_count
+
+
 # --- following exports -----------------------------------------------------------------------------
 
 
 def test_list_filters_by_study_and_project_newest_first(django_assert_num_queries):
-    first, second = StudyFactory(), StudyFactory()
+    operator = OperatorFactory()
+    first, second = _study(operator), _study(operator)
     a = _export(first, project="alpha", status=DeidExportStatus.DONE, instance_count=3)
     b = _export(first, project="beta", status=DeidExportStatus.FAILED, error="Orthanc said no")
     c = _export(second, project="alpha")
-    client = _client(_user(Role.ADMIN))
+    client = _client(_user(Role.ADMIN, organisation=operator))
 
     def ids(query: str) -> list[int]:
         response = client.get(f"/api/dicom/deid-exports/{query}")
@@ -258,7 +290,8 @@ def test_list_filters_by_study_and_project_newest_first(django_assert_num_querie
     assert client.get("/api/dicom/deid-exports/999999/").status_code == 404
 
     for n in range(5):
-        _export(StudyFactory(), project=f"p{n}")
+        _export(_study(operator), project=f"p{n}")
+    _export(_study(), project="elsewhere")  # another operator's van's study: never listed here
     # Authentication is forced; one count and one page with the requester joined, however many rows.
     with django_assert_num_queries(2):
         response = client.get("/api/dicom/deid-exports/")
@@ -266,7 +299,7 @@ def test_list_filters_by_study_and_project_newest_first(django_assert_num_querie
 
 
 def test_original_instance_uids_are_never_served():
-    study = StudyFactory(patient_id=PATIENT_ID, patient_name=PATIENT_NAME)
+    study = _study(patient_id=PATIENT_ID, patient_name=PATIENT_NAME)
     originals = [generate_uid() for _ in range(3)]
     export = _export(
         study,
@@ -274,7 +307,7 @@ def test_original_instance_uids_are_never_served():
         instance_count=3,
         instance_uids={uid: generate_uid() for uid in originals},
     )
-    client = _client(_user(Role.QC_OFFICER))
+    client = _client(_staff(Role.QC_OFFICER, study))
     for url in ("/api/dicom/deid-exports/", f"/api/dicom/deid-exports/{export.pk}/"):
         text = client.get(url).content.decode()
         for needle in [*originals, *export.instance_uids.values(), study.study_instance_uid, PATIENT_ID]:
@@ -308,8 +341,8 @@ def test_task_with_a_vanished_study_or_user_does_nothing(caplog):
 
 @pytest.mark.orthanc
 def test_task_logs_a_study_gone_from_orthanc_as_a_refusal(orthanc, caplog):
-    study = StudyFactory(orthanc_id="0" * 8 + "-00000000-00000000-00000000-00000000")
-    qc = _user(Role.QC_OFFICER)
+    study = _study(orthanc_id="0" * 8 + "-00000000-00000000-00000000-00000000")
+    qc = _staff(Role.QC_OFFICER, study)
     with caplog.at_level(logging.WARNING, logger="dicom.tasks"):
         assert deidentify_study_task.delay(study.pk, PROJECT, qc.pk).get() is None
     assert any("no longer in Orthanc" in r.getMessage() for r in caplog.records if r.name == "dicom.tasks")

@@ -19,10 +19,12 @@ from knox.models import AuthToken
 
 from core.choices import OrganisationKind, Role
 from core.models import AuditEntry
+from dicom.models import Study
 from dicom.synth import StudySpec, make_study, to_bytes, upload_study_rest
 from dicom.uids import new_uid
 from tests.core.factories import OrganisationFactory, UserFactory
 from tests.dicom.factories import HospitalFactory, StudyFactory
+from tests.fleet.factories import UnitFactory
 from tests.orthanc_fixture import free_ports
 
 pytestmark = [pytest.mark.orthanc, pytest.mark.django_db]
@@ -39,13 +41,14 @@ class Stored:
     instances: dict[str, bytes]  # SOP Instance UID -> Part 10 bytes as uploaded
 
 
-def store_study(orthanc, hospital, **spec) -> Stored:
+def store_study(orthanc, hospital, unit=None, **spec) -> Stored:
     datasets = make_study(StudySpec(**spec))
     answers = upload_study_rest(orthanc.client, datasets)
     study = StudyFactory(
         orthanc_id=answers[0]["ParentStudy"],
         study_instance_uid=datasets[0].StudyInstanceUID,
         hospital=hospital,
+        unit=unit,
         patient_id=datasets[0].PatientID,
     )
     return Stored(
@@ -227,17 +230,33 @@ def test_study_search_never_reveals_other_hospitals_studies(world, orthanc, monk
     assert response.status_code == 400
     assert json.loads(body)["code"] == "search_too_broad"
 
-    # A dispatcher sees no study at all; the operator's QC officer sees every one.
+    monkeypatch.undo()
+
+    # Both studies were acquired by one operator's van; a third, at hospital B, by another's.
     operator = OrganisationFactory(name="Caravan Operator", kind=OrganisationKind.OPERATOR)
+    van = UnitFactory(operator=operator)
+    Study.objects.filter(pk__in=[stored_a.study.pk, stored_b.study.pk]).update(unit=van)
+    stored_c = store_study(orthanc, hospital_b, unit=UnitFactory(), slices_per_series=1, rows=32, columns=32)
+    # A dispatcher sees no study at all, not even their own vans'.
     dispatcher = UserFactory(organisation=operator, roles=[Role.DISPATCHER])
     response, body = get(logged_in(dispatcher), f"/dicom-web/studies?StudyInstanceUID={stored_a.uid}")
     assert (response.status_code, json.loads(body)) == (200, [])
     response, _ = get(logged_in(dispatcher), f"/dicom-web/studies/{stored_a.uid}/metadata")
     assert response.status_code == 404
+    # The operator's QC officer sees every hospital's studies its vans acquired, and only those.
     qc = UserFactory(organisation=operator, roles=[Role.QC_OFFICER])
     response, body = get(logged_in(qc), "/dicom-web/studies")
     assert response.status_code == 200
     assert set(uids_in(body)) == {stored_a.uid, stored_b.uid}
+    response, body = get(logged_in(qc), f"/dicom-web/studies?StudyInstanceUID={stored_c.uid}")
+    assert (response.status_code, json.loads(body)) == (200, [])
+    # The other operator's QC officer: only its own van's study; A's is as if it did not exist.
+    rival_qc = UserFactory(organisation=stored_c.study.unit.operator, roles=[Role.QC_OFFICER])
+    response, body = get(logged_in(rival_qc), "/dicom-web/studies")
+    assert (response.status_code, uids_in(body)) == (200, [stored_c.uid])
+    response, _ = get(logged_in(rival_qc), f"/dicom-web/studies/{stored_a.uid}/metadata")
+    assert response.status_code == 404
+    assert AuditEntry.objects.filter(action="study.open", object_id=str(stored_a.study.pk)).count() == 0
 
 
 def test_a_series_of_another_study_is_not_reachable_under_a_visible_study(world, orthanc):

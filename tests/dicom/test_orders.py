@@ -57,8 +57,9 @@ def ct_unit(hospital):
 
 
 @pytest.fixture
-def dispatcher():
-    return UserFactory(organisation=OperatorFactory(), roles=["dispatcher"])
+def dispatcher(ct_unit):
+    """A dispatcher of the operator whose van ``ct_unit`` is."""
+    return UserFactory(organisation=ct_unit.operator, roles=["dispatcher"])
 
 
 def _booking(**overrides):
@@ -411,6 +412,8 @@ def test_who_may_cancel(booker, hospital, ct_unit, dispatcher):
     outsiders = [
         UserFactory(organisation=HospitalFactory(), roles=["hospital_user"]),
         UserFactory(organisation=OperatorFactory(), roles=["technologist"]),
+        UserFactory(organisation=OperatorFactory(), roles=["dispatcher"]),  # another operator's
+        UserFactory(organisation=OperatorFactory(), roles=["admin"]),
     ]
     for outsider in outsiders:
         with pytest.raises(AccessDenied):
@@ -532,8 +535,12 @@ def test_api_list_is_scoped_and_audited(booker, hospital, ct_unit, dispatcher):
     assert (entry.actor_id, entry.patient_data) == (booker.pk, True)
     assert sorted(entry.details_data["orders"]) == sorted(o.pk for o in mine)
 
+    # The van's operator's dispatcher: every hospital's orders on its vans, not another operator's.
+    elsewhere = OrderFactory()
     every = _api(dispatcher).get(ORDERS_URL).json()
     assert sorted(row["id"] for row in every["results"]) == sorted([o.pk for o in mine] + [theirs.pk])
+    rival = UserFactory(organisation=elsewhere.unit.operator, roles=["dispatcher"])
+    assert [row["id"] for row in _api(rival).get(ORDERS_URL).json()["results"]] == [elsewhere.pk]
 
 
 def test_api_list_filters(booker, hospital, ct_unit):
@@ -593,6 +600,8 @@ def test_api_detail_is_scoped_and_audited(booker, hospital, ct_unit, dispatcher)
     assert AuditEntry.objects.filter(action="order.view").count() == 1
 
     assert _api(dispatcher).get(f"{ORDERS_URL}{theirs.pk}/").status_code == 200
+    rival = UserFactory(organisation=OperatorFactory(), roles=["dispatcher"])  # another operator's
+    assert _api(rival).get(f"{ORDERS_URL}{theirs.pk}/").status_code == 404
 
 
 def test_api_cancel(booker, hospital, ct_unit):
@@ -621,10 +630,15 @@ def test_api_cancel_of_another_hospitals_order_is_404(booker, ct_unit):
 
 def test_api_cancel_by_a_technologist_is_403(ct_unit):
     order = OrderFactory(unit=ct_unit)
-    technologist = UserFactory(organisation=OperatorFactory(), roles=["technologist"])
+    technologist = UserFactory(organisation=ct_unit.operator, roles=["technologist"])
     response = _api(technologist).post(f"{ORDERS_URL}{order.pk}/cancel/", {"reason": "x"}, format="json")
     assert response.status_code == 403
+    # Another operator's dispatcher: the order is not theirs to see, let alone cancel.
+    rival = UserFactory(organisation=OperatorFactory(), roles=["dispatcher"])
+    response = _api(rival).post(f"{ORDERS_URL}{order.pk}/cancel/", {"reason": "x"}, format="json")
+    assert response.status_code == 404
     assert Order.objects.get(pk=order.pk).status == OrderStatus.SCHEDULED
+    assert AuditEntry.objects.filter(action="order.cancel").count() == 0
 
 
 # --- web page ------------------------------------------------------------------------------------

@@ -8,12 +8,26 @@ from dicom.choices import IngestStatus, OrderStatus
 from dicom.models import Order, Study
 from tests.core.factories import OrganisationFactory, UserFactory
 from tests.dicom.factories import OrderFactory, StudyFactory
+from tests.fleet.factories import UnitFactory
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def qc_officer():
+def unit():
+    """The van whose studies and orders the QC officer reconciles."""
+    return UnitFactory()
+
+
+@pytest.fixture
+def qc_officer(unit):
+    """A QC officer of the operator whose van ``unit`` is."""
+    return UserFactory(organisation=unit.operator, roles=["qc_officer"])
+
+
+@pytest.fixture
+def other_operators_qc():
+    """A QC officer of another operator: none of ``unit``'s studies or orders are theirs."""
     return UserFactory(organisation=OrganisationFactory(kind=OrganisationKind.OPERATOR), roles=["qc_officer"])
 
 
@@ -23,13 +37,18 @@ def _client(user) -> APIClient:
     return client
 
 
-def test_queue_lists_unmatched_studies_oldest_first_and_audits(qc_officer):
-    first, second = StudyFactory(accession_number="X1"), StudyFactory(accession_number="X2")
-    StudyFactory(ingest_status=IngestStatus.MATCHED)
+def test_queue_lists_unmatched_studies_oldest_first_and_audits(qc_officer, unit, other_operators_qc):
+    first = StudyFactory(accession_number="X1", unit=unit)
+    second = StudyFactory(accession_number="X2", unit=UnitFactory(operator=unit.operator))
+    StudyFactory(ingest_status=IngestStatus.MATCHED, unit=unit)
+    StudyFactory(accession_number="X3", unit=UnitFactory())  # another operator's van
     body = _client(qc_officer).get("/api/dicom/reconciliation/").json()
     assert [row["id"] for row in body["results"]] == [first.pk, second.pk]
     entry = AuditEntry.objects.get(action="reconciliation.list")
     assert entry.patient_data is True and entry.actor_id == qc_officer.pk
+    # Another operator's QC officer sees none of them (and an empty page is not audited).
+    assert _client(other_operators_qc).get("/api/dicom/reconciliation/").json()["results"] == []
+    assert AuditEntry.objects.filter(action="reconciliation.list").count() == 1
 
 
 @pytest.mark.parametrize("role", ["hospital_user", "radiologist", "technologist", "dispatcher"])
@@ -42,8 +61,8 @@ def test_queue_is_refused_to_other_roles(role):
     assert AuditEntry.objects.count() == 0
 
 
-def test_link_resolves_the_study(qc_officer, django_capture_on_commit_callbacks):
-    study, order = StudyFactory(), OrderFactory()
+def test_link_resolves_the_study(qc_officer, unit, django_capture_on_commit_callbacks):
+    study, order = StudyFactory(unit=unit), OrderFactory(unit=unit)
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         response = _client(qc_officer).post(
             f"/api/dicom/reconciliation/{study.pk}/link/", {"order": order.pk}
@@ -61,9 +80,10 @@ def test_link_resolves_the_study(qc_officer, django_capture_on_commit_callbacks)
     assert len(callbacks) == 1  # QC runs again once the link is committed
 
 
-def test_link_refusals_change_nothing(qc_officer):
-    study, order = StudyFactory(), OrderFactory()
-    other = StudyFactory(ingest_status=IngestStatus.MATCHED, order=OrderFactory())
+def test_link_refusals_change_nothing(qc_officer, unit, other_operators_qc):
+    study, order = StudyFactory(unit=unit), OrderFactory(unit=unit)
+    other = StudyFactory(ingest_status=IngestStatus.MATCHED, order=OrderFactory(unit=unit))
+    elsewhere = OrderFactory()  # on another operator's van
     client = _client(qc_officer)
     cases = [
         (f"/api/dicom/reconciliation/{study.pk}/link/", {"order": "abc"}, 400),
@@ -71,17 +91,27 @@ def test_link_refusals_change_nothing(qc_officer):
         (f"/api/dicom/reconciliation/{other.pk}/link/", {"order": order.pk}, 404),  # not in the queue
         ("/api/dicom/reconciliation/999999/link/", {"order": order.pk}, 404),
         (f"/api/dicom/reconciliation/{study.pk}/link/", {"order": other.order_id}, 409),  # order taken
+        (f"/api/dicom/reconciliation/{study.pk}/link/", {"order": elsewhere.pk}, 404),  # not theirs
     ]
     for url, payload, status in cases:
         response = client.post(url, payload, format="json")
         assert response.status_code == status, (url, payload, response.json())
         assert response.json()["detail"]
+    # Another operator's QC officer: the study is not in their queue, whichever order they name.
+    for order_id in (order.pk, elsewhere.pk):
+        response = _client(other_operators_qc).post(
+            f"/api/dicom/reconciliation/{study.pk}/link/", {"order": order_id}, format="json"
+        )
+        assert response.status_code == 404
     assert Study.objects.get(pk=study.pk).ingest_status == IngestStatus.UNMATCHED
+    assert Study.objects.get(pk=study.pk).order_id is None
+    statuses = Order.objects.filter(pk__in=(order.pk, elsewhere.pk)).values_list("status", flat=True)
+    assert list(statuses) == [OrderStatus.SCHEDULED] * 2
     assert AuditEntry.objects.filter(action="study.link_order").count() == 0
 
 
-def test_cancelled_order_cannot_be_linked(qc_officer):
-    study, order = StudyFactory(), OrderFactory(status=OrderStatus.CANCELLED)
+def test_cancelled_order_cannot_be_linked(qc_officer, unit):
+    study, order = StudyFactory(unit=unit), OrderFactory(unit=unit, status=OrderStatus.CANCELLED)
     response = _client(qc_officer).post(f"/api/dicom/reconciliation/{study.pk}/link/", {"order": order.pk})
     assert response.status_code == 400
     assert "cancelled" in response.json()["detail"]
@@ -90,8 +120,10 @@ def test_cancelled_order_cannot_be_linked(qc_officer):
 # --- the QC officer's page ----------------------------------------------------------------
 
 
-def test_page_lists_the_queue_with_candidate_orders_and_links(qc_officer, django_capture_on_commit_callbacks):
-    order = OrderFactory()
+def test_page_lists_the_queue_with_candidate_orders_and_links(
+    qc_officer, unit, django_capture_on_commit_callbacks
+):
+    order = OrderFactory(unit=unit)
     study = StudyFactory(
         accession_number="WRONG01", study_date=order.scheduled_date, modalities="CT", unit=order.unit
     )
@@ -123,12 +155,15 @@ def test_page_is_for_qc_officers_only():
     assert client.post("/workspace/quality/reconciliation/", {"study": 1, "order": 1}).status_code == 403
 
 
-def test_a_study_uid_conflict_is_listed_with_why_and_cannot_be_linked(qc_officer):
-    held = StudyFactory(ingest_status=IngestStatus.MATCHED, study_instance_uid="1.2.3.4.5")
+def test_a_study_uid_conflict_is_listed_with_why_and_cannot_be_linked(qc_officer, unit):
+    held = StudyFactory(ingest_status=IngestStatus.MATCHED, study_instance_uid="1.2.3.4.5", unit=unit)
     conflict = StudyFactory(
-        ingest_status=IngestStatus.UID_CONFLICT, study_instance_uid="1.2.3.4.5", uid_conflict_with=held
+        ingest_status=IngestStatus.UID_CONFLICT,
+        study_instance_uid="1.2.3.4.5",
+        uid_conflict_with=held,
+        unit=unit,
     )
-    order = OrderFactory()
+    order = OrderFactory(unit=unit)
     api = _client(qc_officer)
     [row] = api.get("/api/dicom/reconciliation/").json()["results"]
     assert (row["id"], row["ingest_status"], row["uid_conflict_with"]) == (

@@ -13,6 +13,7 @@ from telerad.models import Radiologist, ReadingPool, ReadingTask, Report
 from telerad.services.reports import report_save_draft, report_sign
 from tests.core.factories import OrganisationFactory, UserFactory
 from tests.dicom.factories import HospitalFactory, OrderFactory, StudyFactory
+from tests.fleet.factories import UnitFactory
 
 CHEST = {
     "findings": "A 6 mm solid nodule in the right upper lobe.",
@@ -45,7 +46,10 @@ def make_world(*, percent=0):
         reading_group=group, name="CT pool", modalities=["CT"], peer_review_percent=percent
     )
     pool.hospitals.add(hospital)
-    w = SimpleNamespace(hospital=hospital, group=group, pool=pool, operator=operator)
+    # The van that scans the world's studies belongs to ``operator``: its QC officers and admins
+    # see them; another operator's (``other_operator_qc``) do not.
+    unit = UnitFactory(operator=operator)
+    w = SimpleNamespace(hospital=hospital, group=group, pool=pool, operator=operator, unit=unit)
     # Distinctive names: the blinding tests look for them in the reviewer's payload.
     w.reader = radiologist(
         group, pool, username="dr.firstreader", first_name="Yiwen", last_name="Firstreader"
@@ -59,13 +63,21 @@ def make_world(*, percent=0):
         username="retired-qc", organisation=operator, roles=["qc_officer"], is_active=False
     )
     w.admin = UserFactory(username="admin", organisation=operator, roles=["admin"])
+    other_operator = OrganisationFactory(kind=OrganisationKind.OPERATOR, name="Other Operator")
+    w.other_operator_qc = UserFactory(
+        username="other-operator-qc", organisation=other_operator, roles=["qc_officer"]
+    )
     return w
 
 
 def claimed_task(w, *, reader=None, eligible=None):
     reader = reader or w.reader
     order = OrderFactory(
-        hospital=w.hospital, modality="CT", body_part="CHEST", requested_procedure="CT CHEST"
+        hospital=w.hospital,
+        unit=w.unit,
+        modality="CT",
+        body_part="CHEST",
+        requested_procedure="CT CHEST",
     )
     now = timezone.now()
     study = StudyFactory(

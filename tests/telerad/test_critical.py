@@ -454,10 +454,20 @@ def _api(user):
     return client
 
 
-def test_api_lists_the_hospitals_results_and_all_for_qc(opened, contacts, qc_officer, radiologist, operator):
-    other_report = make_final_report(make_study(HospitalFactory()), radiologist)
+def test_api_lists_the_hospitals_results_and_the_operators_for_qc(
+    opened, contacts, qc_officer, radiologist, operator
+):
+    # Another hospital's patient scanned by the same operator's van: its QC officer sees it too.
+    other_report = make_final_report(
+        make_study(HospitalFactory(), unit=UnitFactory(operator=operator)), radiologist
+    )
     UserFactory(organisation=other_report.study.hospital, roles=["hospital_user"])
     other = critical_result_open(report=other_report, summary="Aortic dissection", actor=radiologist)
+    # Scanned by another operator's van: not this operator's QC officer's to see.
+    elsewhere_report = make_final_report(make_study(HospitalFactory(), unit=UnitFactory()), radiologist)
+    elsewhere = critical_result_open(
+        report=elsewhere_report, summary="Tension pneumothorax", actor=radiologist
+    )
 
     response = _api(contacts[0]).get("/api/reading/critical-results/")
     assert response.status_code == 200
@@ -469,6 +479,9 @@ def test_api_lists_the_hospitals_results_and_all_for_qc(opened, contacts, qc_off
 
     response = _api(qc_officer).get("/api/reading/critical-results/?status=open")
     assert sorted(row["id"] for row in response.json()["results"]) == sorted([opened.pk, other.pk])
+    elsewhere_qc = UserFactory(organisation=elsewhere_report.study.unit.operator, roles=["qc_officer"])
+    response = _api(elsewhere_qc).get("/api/reading/critical-results/?status=open")
+    assert [row["id"] for row in response.json()["results"]] == [elsewhere.pk]
 
     assert _api(radiologist).get("/api/reading/critical-results/").status_code == 403
     assert _api(contacts[0]).get("/api/reading/critical-results/?status=bogus").status_code == 400

@@ -186,7 +186,10 @@ def test_only_quality_staff_of_the_study_pick(w):
         peer_review_request(actor=w.colleague, study=task.study)
     with pytest.raises(NotFound):  # another reading group's QC officer: the study is not theirs
         peer_review_request(actor=w.other_qc, study=task.study)
+    with pytest.raises(NotFound):  # another operator's QC officer: not their van's study
+        peer_review_request(actor=w.other_operator_qc, study=task.study)
     assert AuditEntry.objects.count() == before
+    assert PeerReview.objects.count() == 0
 
 
 # --- scoring ----------------------------------------------------------------------------------
@@ -251,7 +254,7 @@ def test_score_3_notifies_the_first_reader_and_the_qc_officers(w, review):
     rows = Notification.objects.order_by("recipient__username")
     assert sorted(rows.values_list("recipient__username", flat=True)) == sorted(
         ["dr.firstreader", "qc", "group-qc"]
-    )
+    )  # not another reading group's QC officer, nor another operator's
     assert set(rows.values_list("kind", flat=True)) == {DISCREPANCY_KIND}
     message = f"Peer review of report #{review.report_id} scored 3b: significant discrepancy."
     assert set(rows.values_list("message", flat=True)) == {message}

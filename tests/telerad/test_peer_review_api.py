@@ -100,7 +100,7 @@ def test_scoring_through_the_api(w):
     assert "dr.firstreader" not in json.dumps(ok.json())
     assert sorted(Notification.objects.values_list("recipient__username", flat=True)) == sorted(
         ["dr.firstreader", "qc", "group-qc"]
-    )
+    )  # not another reading group's QC officer, nor another operator's
     assert set(Notification.objects.values_list("kind", flat=True)) == {DISCREPANCY_KIND}
     again = client.post(url, {"score": 1}, format="json")
     assert again.status_code == 409 and again.json()["code"] == "review_closed"
@@ -112,6 +112,10 @@ def test_qc_picks_a_study(w):
     assert _api(w.colleague).post(url, {"study": task.study_id}, format="json").status_code == 403
     assert _api(w.qc).post(url, {"study": 999999}, format="json").status_code == 404
     assert _api(w.qc).post(url, {"study": "x"}, format="json").status_code == 400
+    # Another operator's QC officer: not their van's study, as if it did not exist; nothing picked.
+    audited = AuditEntry.objects.filter(action="peer_review.pick").count()
+    assert _api(w.other_operator_qc).post(url, {"study": task.study_id}, format="json").status_code == 404
+    assert AuditEntry.objects.filter(action="peer_review.pick").count() == audited
     picked = _api(w.qc).post(url, {"study": task.study_id}, format="json")
     assert picked.status_code == 201 and picked.json()["review"] is None
     report = sign(w, task)
@@ -136,6 +140,7 @@ def test_rates_for_quality_staff_only(w):
     ]
     assert _api(w.group_qc).get(url).json()["results"] == rows  # their own group's pool
     assert _api(w.other_qc).get(url).json()["results"] == []  # another group's: nothing
+    assert _api(w.other_operator_qc).get(url).json()["results"] == []  # another operator's: nothing
     tomorrow = timezone.localdate() + dt.timedelta(days=1)
     assert _api(w.qc).get(url, {"start": tomorrow.isoformat()}).status_code == 400  # start >= end
     assert _api(w.qc).get(url, {"bucket": "year"}).status_code == 400

@@ -19,6 +19,7 @@ from telerad.services.routing import (
 )
 from tests.core.factories import UserFactory
 from tests.dicom.factories import HospitalFactory, OrderFactory, StudyFactory
+from tests.fleet.factories import OperatorFactory
 from tests.telerad.factories import (
     RadiologistFactory,
     RadiologistUserFactory,
@@ -364,11 +365,19 @@ def test_assignment_is_refused_to_non_leads_and_for_ineligible_readers_and_chang
     assert (ReadingEvent.objects.count(), AuditEntry.objects.count()) == (events, audits)
 
 
-def test_an_admin_may_assign():
+def test_an_admin_of_the_studys_operator_may_assign_and_another_operators_may_not():
     pool = ReadingPoolFactory()
     reader = RadiologistFactory(pools=[pool])
     task = ReadingTaskFactory(pool=pool, eligible=[reader])
-    admin = UserFactory(roles=["admin"])
+    admin = UserFactory(roles=["admin"], organisation=task.study.unit.operator)
+    elsewhere = UserFactory(roles=["admin"], organisation=OperatorFactory())
+
+    events, audits = ReadingEvent.objects.count(), AuditEntry.objects.count()
+    with pytest.raises(AccessDenied):
+        task_assign(actor=elsewhere, task=task, radiologist=reader)
+    task.refresh_from_db()
+    assert task.assigned_to is None
+    assert (ReadingEvent.objects.count(), AuditEntry.objects.count()) == (events, audits)
 
     assert task_assign(actor=admin, task=task, radiologist=reader).assigned_to == reader
 
