@@ -93,4 +93,3 @@ def get_for_user(user, queryset: models.QuerySet[M], **lookup) -> M:
     if obj is None:
         raise NotFound(f"No {queryset.model._meta.verbose_name} matches the given id")
     return obj
-

@@ -63,7 +63,8 @@ def operator_qc_officers(result: CriticalResult) -> list[User]:
     staff (tenants are walls, docs/security.md).
     """
     study = result.study
-    unit = study.unit if study.unit_id else (study.order.unit if study.order_id else None)
+    order = study.order
+    unit = study.unit if study.unit_id else (order.unit if order is not None else None)
     if unit is None:
         return list(User.objects.filter(is_active=True, is_superuser=True).order_by("username"))
     officers = User.objects.filter(
