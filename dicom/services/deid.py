@@ -28,7 +28,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from core.choices import Role
-from core.exceptions import AccessDenied, Conflict, DomainError, InvalidInput, Unavailable
+from core.exceptions import AccessDenied, Conflict, DomainError, InvalidInput, NotFound, Unavailable
 from core.models import User
 from core.services import audit_record
 from dicom.models import DeidExport, DeidExportStatus, Pseudonym, PseudonymKind, Study
@@ -49,6 +49,7 @@ from dicom.services.deid_orthanc import (
     verify_copy,
 )
 from dicom.services.pseudonyms import patient_issuer, pseudonym_get_or_create
+from dicom.study_access import study_visible_to
 
 DICOM_VERSION = "2021b"
 # PS3.16 CID 7050. Only the profile itself: none of the Annex E options (Retain Longitudinal
@@ -94,6 +95,9 @@ def study_deidentify(
     """
     if not actor.is_authenticated or not actor.has_role(*ALLOWED_ROLES):
         raise AccessDenied("Only QC officers and administrators may export de-identified studies")
+    if not study_visible_to(actor, study):
+        # The API checks this first; the task and ``manage.py deidentify --as`` come here directly.
+        raise NotFound("No study matches the given id")
     if not isinstance(project, str) or not PROJECT_RE.match(project):
         raise InvalidInput(
             "project must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"

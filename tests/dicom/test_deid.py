@@ -17,7 +17,7 @@ from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 
 from core.choices import OrganisationKind, Role
-from core.exceptions import AccessDenied, Conflict, InvalidInput, Unavailable
+from core.exceptions import AccessDenied, Conflict, InvalidInput, NotFound, Unavailable
 from core.models import AuditEntry
 from dicom.models import DeidExport, DeidExportStatus, Pseudonym, PseudonymKind
 from dicom.orthanc_client import OrthancClient, OrthancError
@@ -25,6 +25,7 @@ from dicom.services.deid import DEIDENTIFICATION_METHOD, study_deidentify
 from tests.core.factories import OrganisationFactory, UserFactory
 from tests.dicom.dicom_factory import ct_series, to_bytes
 from tests.dicom.factories import HospitalFactory, StudyFactory
+from tests.fleet.factories import UnitFactory
 
 pytestmark = [pytest.mark.orthanc, pytest.mark.django_db]
 
@@ -115,7 +116,15 @@ def _reference(source: Dataset) -> Dataset:
     return item
 
 
+def _operator():
+    """The one operator of this module: its QC officers export the studies its van acquired."""
+    return OrganisationFactory._meta.model.objects.get_or_create(
+        name="Deid Operator", defaults={"kind": OrganisationKind.OPERATOR, "region_code": "HB-01"}
+    )[0]
+
+
 def _study_row(orthanc_id: str, datasets: list[Dataset], **kwargs):
+    kwargs.setdefault("unit", UnitFactory(operator=_operator()))
     return StudyFactory(
         orthanc_id=orthanc_id,
         study_instance_uid=datasets[0].StudyInstanceUID,
@@ -125,7 +134,8 @@ def _study_row(orthanc_id: str, datasets: list[Dataset], **kwargs):
 
 
 def _user(*roles: str, kind: str = OrganisationKind.OPERATOR):
-    return UserFactory(roles=list(roles), organisation=OrganisationFactory(kind=kind))
+    org = _operator() if kind == OrganisationKind.OPERATOR else OrganisationFactory(kind=kind)
+    return UserFactory(roles=list(roles), organisation=org)
 
 
 def _copy_files(orthanc, export: DeidExport) -> list[tuple[bytes, Dataset]]:
@@ -428,4 +438,16 @@ def test_bad_project_is_refused(orthanc, project):
         study_deidentify(
             actor=_user(Role.QC_OFFICER), study=_study_row(orthanc_id, originals), project=project
         )
+    assert DeidExport.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_another_operators_qc_officer_cannot_export_through_the_service():
+    """The API checks tenancy first; the task and ``manage.py deidentify --as`` call the service."""
+    study = StudyFactory(unit=UnitFactory(operator=_operator()), patient_id="MRN-DEID-X")
+    outsider = UserFactory(
+        roles=[Role.QC_OFFICER], organisation=OrganisationFactory(kind=OrganisationKind.OPERATOR)
+    )
+    with pytest.raises(NotFound):
+        study_deidentify(actor=outsider, study=study, project="teaching")
     assert DeidExport.objects.count() == 0

@@ -361,7 +361,7 @@ def test_task_logs_a_study_gone_from_orthanc_as_a_refusal(orthanc, caplog):
 @pytest.mark.orthanc
 def test_command_makes_the_export_and_prints_it(orthanc, capsys):
     study, datasets = _study_in_orthanc(orthanc)
-    qc = _user(Role.QC_OFFICER)
+    qc = _staff(Role.QC_OFFICER, study)
 
     call_command("deidentify", "--study", str(study.pk), "--project", PROJECT, "--as", qc.username)
 
@@ -379,9 +379,14 @@ def test_command_makes_the_export_and_prints_it(orthanc, capsys):
 
 
 def test_command_fails_clearly():
-    study = StudyFactory()
-    qc, technologist = _user(Role.QC_OFFICER), _user(Role.TECHNOLOGIST)
+    study = _study()
+    qc, technologist = _staff(Role.QC_OFFICER, study), _staff(Role.TECHNOLOGIST, study)
+    outsider = _user(Role.QC_OFFICER)  # another operator's
     cases = [
+        (
+            ["--study", str(study.pk), "--project", PROJECT, "--as", outsider.username],
+            "De-identification refused or failed: No study matches the given id",
+        ),
         (
             ["--study", str(study.pk), "--project", PROJECT, "--as", "nobody-here"],
             "No active user named 'nobody-here'",
