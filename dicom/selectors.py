@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 
-from django.db.models import QuerySet
+from django.db.models import Exists, OuterRef, QuerySet
 from django.http import HttpRequest
 
 from core.access import get_for_user, scope_for_user
@@ -14,8 +14,8 @@ from core.services import audit_record
 from dicom.choices import IngestStatus, OrderStatus
 from dicom.models import Order, Study
 from dicom.study_access import study_audit_open
-from fleet.choices import VisitStatus
-from fleet.models import CrewMember, Unit, Visit
+from fleet.choices import UnitStatus, VisitStatus
+from fleet.models import CrewMember, ServiceContract, Unit, Visit
 from fleet.selectors import unit_qc_hold_reason
 
 # Orders the scanner should still offer: booked, or started but not yet acquired (a rescan).
@@ -79,6 +79,21 @@ def order_get_for_write(user, pk: int) -> Order:
     Not audited here: the service's own entry records the access along with the change.
     """
     return get_for_user(user, _orders(), pk=pk)
+
+
+def units_bookable_by_hospital(hospital_id: int | None) -> QuerySet[Unit]:
+    """Vans of the operators with an active contract with this hospital for the van's modality:
+    what its booking page offers (the booking service checks the rest: visit, licence, QC)."""
+    if hospital_id is None:
+        return Unit.objects.none()
+    contracts = ServiceContract.objects.filter(hospital_id=hospital_id, active=True)
+    return (
+        Unit.objects.filter(
+            Exists(contracts.filter(operator_id=OuterRef("operator_id"), modality=OuterRef("modality")))
+        )
+        .exclude(status=UnitStatus.WITHDRAWN)
+        .order_by("name")
+    )
 
 
 def worklist_for_aet(aet: str, date: dt.date, *, until: dt.date | None = None) -> list[Order]:
@@ -164,6 +179,21 @@ def reconciliation_queue(user) -> QuerySet[Study]:
             "ingested_at"
         ),
     )
+
+
+def reconciliation_candidates(user, study: Study) -> list[Order]:
+    """Open orders in the user's tenancy a study could fulfil: same modality, same van when the
+    study's is known, booked within a day of the study."""
+    orders = scope_for_user(user, _orders()).filter(study__isnull=True).exclude(status=OrderStatus.CANCELLED)
+    if study.study_date:
+        day = dt.timedelta(days=1)
+        orders = orders.filter(scheduled_date__range=(study.study_date - day, study.study_date + day))
+    modalities = [m for m in study.modalities.split("\\") if m]
+    if modalities:
+        orders = orders.filter(modality__in=modalities)
+    if study.unit_id:
+        orders = orders.filter(unit_id=study.unit_id)
+    return list(orders.order_by("scheduled_date", "id")[:20])
 
 
 def reconciliation_list_audit(user, studies: Sequence[Study], *, request: HttpRequest | None = None) -> None:

@@ -17,7 +17,7 @@ from core.models import User
 from core.services import audit_record
 from dicom.study_access import study_visible_to
 from telerad.choices import ReportStatus
-from telerad.models import PeerReview, PeerReviewStatus, ReadingTask, Report
+from telerad.models import Addendum, PeerReview, PeerReviewStatus, ReadingTask, Report
 
 
 def report_audit(
@@ -122,6 +122,27 @@ def report_get_for_user(
         raise NotFound("No report matches the given id")
     report_audit(user, action, report, request)
     return report
+
+
+def report_get_for_write(user: User, report_id: int) -> Report:
+    """The report if ``user`` may see its task (else ``NotFound``), for a service to act on
+    (addenda); not audited here: the service's entry records the access."""
+    report = Report.objects.select_related("task__study").filter(pk=report_id).first()
+    if (
+        report is None
+        or not user_may_read_task(user, report.task)
+        or user_reviews_task_blind(user, report.task)
+    ):
+        raise NotFound("No report matches the given id")
+    return report
+
+
+def addendum_get_for_write(user: User, addendum_id: int) -> Addendum:
+    """The addendum if ``user`` may see its report's task (else ``NotFound``), for signing."""
+    addendum = Addendum.objects.select_related("report__task__study").filter(pk=addendum_id).first()
+    if addendum is None or not user_may_read_task(user, addendum.report.task):
+        raise NotFound("No addendum matches the given id")
+    return addendum
 
 
 def task_get_for_report(user: User, task_id: int) -> ReadingTask:

@@ -96,6 +96,8 @@ def build_tenant(key: str) -> Tenant:
         depot_longitude=111.29,
     )
     license_unit(o.unit)
+    # The operator's fleet is its own too: another tenant's pages never name its vans.
+    t.markers += [o.unit.name, o.unit.ae_title]
     o.crew = crew_unit(o.unit)
     o.crew.user = t.users["operator_technologist"]
     o.crew.save(update_fields=["user"])
@@ -138,7 +140,7 @@ def build_tenant(key: str) -> Tenant:
     )
 
     patient_id, patient_name, accession = f"MRN-{upper}-7731", f"SECRET{upper}^PATIENT", f"ACC{upper}0001"
-    t.markers = [patient_id, patient_name, accession, f"REQ-{upper}-PID", f"REQUESTED^{upper}PATIENT"]
+    t.markers += [patient_id, patient_name, accession, f"REQ-{upper}-PID", f"REQUESTED^{upper}PATIENT"]
     o.order = Order.objects.create(
         hospital=hospital,
         unit=o.unit,

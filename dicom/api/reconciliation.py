@@ -9,10 +9,9 @@ from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core.access import get_for_user
 from core.exceptions import NotFound
-from dicom.models import Order, Study
-from dicom.selectors import reconciliation_list_audit, reconciliation_queue
+from dicom.models import Study
+from dicom.selectors import order_get_for_write, reconciliation_list_audit, reconciliation_queue
 from dicom.services.reconcile import study_link_order
 
 
@@ -76,6 +75,6 @@ class ReconciliationLinkApi(APIView):
         study = reconciliation_queue(request.user).filter(pk=study_id).first()
         if study is None:
             raise NotFound("No study with this id is waiting in the reconciliation queue")
-        order = get_for_user(request.user, Order.objects.all(), pk=body.validated_data["order"])
+        order = order_get_for_write(request.user, body.validated_data["order"])
         linked = study_link_order(actor=request.user, study=study, order=order, request=request)
         return Response(QueuedStudySerializer(linked).data)

@@ -17,7 +17,7 @@ from core.exceptions import AccessDenied, DomainError
 from core.models import User
 from core.workspaces import workspace_required
 from dicom.choices import BodyPart, OrderStatus, PatientSex, Priority
-from dicom.selectors import order_list_audit, order_list_for_user
+from dicom.selectors import order_list_audit, order_list_for_user, units_bookable_by_hospital
 from dicom.services.orders import order_create
 from fleet.choices import Modality
 from fleet.models import Unit
@@ -68,9 +68,13 @@ class OrderBookingForm(forms.Form):
     # A fresh key per rendered form: a double submit books once.
     client_request_id = forms.CharField(widget=forms.HiddenInput, max_length=64)
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, hospital_id: int | None = None, **kwargs: Any) -> None:
         kwargs.setdefault("initial", {}).setdefault("client_request_id", uuid.uuid4().hex)
         super().__init__(*args, **kwargs)
+        # Only vans of operators the hospital has a contract with: other operators' fleets are
+        # theirs (tenancy), and booking on them is refused anyway.
+        unit_field = cast(forms.ModelChoiceField, self.fields["unit"])
+        unit_field.queryset = units_bookable_by_hospital(hospital_id)
 
     def _clean_name_part(self, field: str) -> str:
         value = self.cleaned_data[field].strip()
@@ -109,7 +113,7 @@ def _is_htmx(request: HttpRequest) -> bool:
 def hospital_orders(request: HttpRequest) -> HttpResponse:
     page_url = reverse("hospital-orders")
     if request.method == "POST":
-        form = OrderBookingForm(request.POST)
+        form = OrderBookingForm(request.POST, hospital_id=cast(User, request.user).organisation_id)
         if form.is_valid():
             user = cast(User, request.user)  # signed in: workspace_required
             try:
@@ -137,7 +141,7 @@ def hospital_orders(request: HttpRequest) -> HttpResponse:
             return render(request, "dicom/_order_form.html", {"form": form})
         status = 400
     else:
-        form = OrderBookingForm()
+        form = OrderBookingForm(hospital_id=cast(User, request.user).organisation_id)
         status = 200
 
     filters = OrderFilterForm(request.GET or None)

@@ -16,17 +16,16 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core.exceptions import NotFound
 from telerad.models import Addendum, Report
 from telerad.report_templates import template_for, template_get
 from telerad.reports_render import report_html, report_pdf
 from telerad.selectors_reports import (
+    addendum_get_for_write,
     report_for_task_get,
     report_get_for_user,
+    report_get_for_write,
     report_turnaround,
     task_get_for_report,
-    user_may_read_task,
-    user_reviews_task_blind,
 )
 from telerad.services.reports import (
     addendum_add,
@@ -225,7 +224,7 @@ class ReportAddendaApi(APIView):
         body = AddendumCreateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         with transaction.atomic():
-            report = _report_for_write(request, report_id)
+            report = report_get_for_write(request.user, report_id)
             addendum = addendum_add(actor=request.user, report=report, request=request, **body.validated_data)
         return Response(AddendumSerializer(addendum).data, status=status.HTTP_201_CREATED)
 
@@ -235,19 +234,6 @@ class AddendumSignApi(APIView):
 
     @extend_schema(request=None, responses={200: AddendumSerializer})
     def post(self, request: Request, addendum_id: int) -> Response:
-        addendum = Addendum.objects.select_related("report__task__study").filter(pk=addendum_id).first()
-        if addendum is None or not user_may_read_task(request.user, addendum.report.task):
-            raise NotFound("No addendum matches the given id")
+        addendum = addendum_get_for_write(request.user, addendum_id)
         addendum = addendum_sign(actor=request.user, addendum=addendum, request=request)
         return Response(AddendumSerializer(addendum).data)
-
-
-def _report_for_write(request: Request, report_id: int) -> Report:
-    report = Report.objects.select_related("task__study").filter(pk=report_id).first()
-    if (
-        report is None
-        or not user_may_read_task(request.user, report.task)
-        or user_reviews_task_blind(request.user, report.task)
-    ):
-        raise NotFound("No report matches the given id")
-    return report
