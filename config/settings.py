@@ -464,7 +464,10 @@ del CELERY_BEAT_SCHEDULE["telemetry-thin"]
 # file up apart from the database: without it no keyed entry can be verified again.
 if "AUDIT_HMAC_KEY" in os.environ:
     raise ImproperlyConfigured("AUDIT_HMAC_KEY: give the audit key as a file, AUDIT_HMAC_KEY_FILE=/path")
-_audit_key_file = os.environ.get("AUDIT_HMAC_KEY_FILE", "")
+_audit_key_file = env_str("AUDIT_HMAC_KEY_FILE", "")
+if CARAVAN_ENV == "production" and not _audit_key_file:
+    # A generated key would be per container: web and worker would chain with different keys.
+    raise ImproperlyConfigured("AUDIT_HMAC_KEY_FILE must be set when CARAVAN_ENV=production")
 AUDIT_HMAC_KEY_GENERATE = not _audit_key_file
 AUDIT_HMAC_KEY_FILE = (
     (BASE_DIR / _audit_key_file).resolve() if _audit_key_file else VAR_DIR / "audit-hmac.key"

@@ -25,6 +25,11 @@ def _run(args: list[str], **env: str) -> subprocess.CompletedProcess:
         ({"DEBUG": "maybe"}, "DEBUG='maybe' is not a boolean"),
         ({"REDIS_URL": "http://cache:6379/0"}, "REDIS_URL must be a URL with scheme redis"),
         ({"CARAVAN_ENV": "production"}, "SECRET_KEY (or SECRET_KEY_FILE) must be set"),
+        # Per-container generated keys would chain web and worker entries with different keys.
+        (
+            {"CARAVAN_ENV": "production", "SECRET_KEY": "k" * 50, "ALLOWED_HOSTS": "caravan.example.org"},
+            "AUDIT_HMAC_KEY_FILE must be set when CARAVAN_ENV=production",
+        ),
     ],
 )
 @pytest.mark.parametrize("entry", ["manage", "asgi"])
