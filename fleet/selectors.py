@@ -100,6 +100,23 @@ def visit_get_for_user(user, pk: int) -> Visit:
     return visit
 
 
+# --- a unit's rows (the caller reached the unit or visit through the functions above) -----------
+
+
+def unit_maintenance_windows(unit: Unit) -> QuerySet[MaintenanceWindow]:
+    return MaintenanceWindow.objects.filter(unit=unit)
+
+
+def unit_qc_checks(unit: Unit, *, limit: int = 50) -> QuerySet[EquipmentQC]:
+    """The unit's latest daily checks (model order), with who performed them."""
+    return EquipmentQC.objects.filter(unit=unit).select_related("performed_by")[:limit]
+
+
+def visit_crew_candidates(visit: Visit, ids: list[int]) -> QuerySet[CrewMember]:
+    """Crew members ``ids`` of the visit's unit's operator (an id of another operator is left out)."""
+    return CrewMember.objects.filter(pk__in=ids, operator_id=visit.unit.operator_id)
+
+
 # --- rules ---------------------------------------------------------------------------------------
 
 

@@ -17,7 +17,7 @@ from django.db.models import QuerySet, Subquery
 
 from core.exceptions import NotFound
 from fleet.choices import UnitStatus, VisitStatus
-from fleet.models import ServiceContract, Unit, Visit
+from fleet.models import ServiceContract, Unit, UnitWithdrawal, Visit, WithdrawalOutcome
 from fleet.selectors_requests import _serving_visits, hospital_operator_scope_for_user
 
 # A visit still to come: booked, on the road, or being worked (a visit "done" is in the past).
@@ -266,8 +266,44 @@ def service_contract_list_for_user(user) -> QuerySet[ServiceContract]:
     return hospital_operator_scope_for_user(user, contracts)
 
 
+def service_contract_modalities_for_user(user) -> list[str]:
+    """The modalities the user's own hospital has an active contract for, sorted (what it may
+    request); none for an account without a hospital."""
+    contracts = ServiceContract.objects.filter(hospital_id=user.organisation_id, active=True)
+    modalities = hospital_operator_scope_for_user(user, contracts).values_list("modality", flat=True)
+    return sorted(set(modalities.distinct()))
+
+
 def service_contract_get_for_user(user, pk: int) -> ServiceContract:
     contract = service_contract_list_for_user(user).filter(pk=pk).first()
     if contract is None:
         raise NotFound("No service contract matches the given id")
     return contract
+
+
+# --- withdrawal (the operator is already the caller's: ``map_operator_for_user``) ----------------
+
+
+def coverage_units(*, operator_id: int) -> QuerySet[Unit]:
+    """The operator's units still in its fleet (not withdrawn), by name: those it may withdraw."""
+    return Unit.objects.filter(operator_id=operator_id).exclude(status=UnitStatus.WITHDRAWN).order_by("name")
+
+
+def coverage_unit(*, operator_id: int, unit_id: int) -> Unit | None:
+    """The operator's unit ``unit_id``, or None (another operator's is not revealed)."""
+    return Unit.objects.filter(pk=unit_id, operator_id=operator_id).first()
+
+
+def coverage_withdrawal_done(*, operator_id: int, withdrawal_id: int) -> UnitWithdrawal | None:
+    """A withdrawal of one of the operator's units that went through (not refused), or None."""
+    return (
+        UnitWithdrawal.objects.filter(pk=withdrawal_id, unit__operator_id=operator_id)
+        .exclude(outcome=WithdrawalOutcome.REFUSED)
+        .select_related("unit")
+        .first()
+    )
+
+
+def unit_withdrawals(unit: Unit, *, limit: int = 100) -> QuerySet[UnitWithdrawal]:
+    """A unit's withdrawal attempts (the caller reached the unit through ``unit_get_for_user``)."""
+    return UnitWithdrawal.objects.filter(unit=unit).select_related("unit", "actor")[:limit]

@@ -13,7 +13,9 @@ from typing import Any
 
 from django.db.models import Q, QuerySet
 
+from core.access import get_for_user, scope_for_user, user_is_platform_wide
 from core.models import Organisation, User
+from fleet.access import REGISTER_WRITER_ROLES
 from fleet.choices import UnitStatus
 from fleet.models import Plan, PlanStatus, ServiceRequest, Unit
 from fleet.planning.inputs import WORK_HOURS
@@ -34,6 +36,23 @@ PRIORITY_CLASS = {
 def plan_operator_for_user(user: User | Any) -> Organisation | None:
     """The operator whose plans ``user`` may review (its dispatchers and administrators), or None."""
     return map_operator_for_user(user)
+
+
+def plan_list_for_user(user: User | Any) -> QuerySet[Plan]:
+    """Plans the user may address through the API: their operator's, for its dispatchers and
+    administrators (``core.access``: a plan belongs to its operator alone); superusers all;
+    anyone else none, so a plan id answers 404."""
+    plans = Plan.objects.all()
+    if not user_is_platform_wide(user) and not (
+        getattr(user, "is_authenticated", False) and user.has_role(*REGISTER_WRITER_ROLES)
+    ):
+        return plans.none()
+    return scope_for_user(user, plans)
+
+
+def plan_get_for_user(user: User | Any, pk: int) -> Plan:
+    """One plan of ``plan_list_for_user``, else ``NotFound`` (another operator's is not revealed)."""
+    return get_for_user(user, plan_list_for_user(user), pk=pk)
 
 
 def plans_recent(*, operator_id: int, limit: int = PLAN_LIST_LIMIT) -> QuerySet[Plan]:

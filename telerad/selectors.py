@@ -9,13 +9,13 @@ from django.db import connection
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
-from core.access import scope_for_user
+from core.access import get_for_user, scope_for_user
 from core.choices import OrganisationKind
 from core.exceptions import InvalidInput
 from core.models import Organisation
 from fleet.choices import Modality
 from telerad.choices import TaskStatus
-from telerad.models import Radiologist, ReadingPool, ReadingTask
+from telerad.models import CriticalResult, Notification, Radiologist, ReadingPool, ReadingTask
 
 OPEN_STATUSES = (TaskStatus.UNCLAIMED, TaskStatus.CLAIMED)
 WORKLIST_ORDER = ("priority_rank", "deadline", "id")
@@ -280,3 +280,31 @@ def worklist_hospitals(user) -> list[tuple[int, str]]:
         for h in hospitals.only("id", "name", "region_code")
         if h.pk in listed or regions_cover(regions, h.region_code)
     ]
+
+
+# --- the caller's own rows ------------------------------------------------------------------------
+
+
+def radiologist_profile_for_user(user) -> Radiologist | None:
+    """The user's own reader profile, or None (not a reader yet: an administrator creates it)."""
+    if not getattr(user, "is_authenticated", False):
+        return None
+    return Radiologist.objects.filter(user_id=user.pk).first()
+
+
+def notification_list_for_user(user, *, unread: bool = False) -> QuerySet[Notification]:
+    """The user's own notifications, newest first; ``unread``: only those not yet read.
+
+    Narrower than the tenancy (``Notification.organisation_lookup``): a notification is its
+    recipient's alone, not their organisation's.
+    """
+    notifications = Notification.objects.filter(recipient_id=user.pk)
+    if unread:
+        notifications = notifications.filter(read_at__isnull=True)
+    return notifications.order_by("-created_at", "-id")
+
+
+def critical_result_get_for_user(user, pk: int) -> CriticalResult:
+    """A critical result within the user's tenancy (``core.access``), else ``NotFound``; who may
+    act on it (a hospital user of its hospital) is the service's check."""
+    return get_for_user(user, CriticalResult.objects.all(), pk=pk)

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
-from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.exceptions import AccessDenied
-from fleet.access import REGISTER_WRITER_ROLES
 from fleet.models import Plan
+from fleet.selectors_plans import plan_get_for_user, plan_list_for_user
 from fleet.services.plans import plan_lock_set, plan_publish, plan_request
 
 LIST_LIMIT = 50
@@ -78,27 +77,12 @@ class PlanSummarySerializer(serializers.ModelSerializer):
         ]
 
 
-def plans_for_user(user):
-    if user.is_superuser:
-        return Plan.objects.all()
-    if user.organisation_id is None or not user.has_role(*REGISTER_WRITER_ROLES):
-        return Plan.objects.none()
-    return Plan.objects.filter(operator_id=user.organisation_id)
-
-
-def plan_for_user(user, pk: int) -> Plan:
-    plan = plans_for_user(user).filter(pk=pk).first()
-    if plan is None:
-        raise NotFound("No plan matches the given id")
-    return plan
-
-
 class PlanListCreateApi(APIView):
     """Ask for a plan of your operator's fleet (computed in the background); list recent plans."""
 
     @extend_schema(responses=PlanSummarySerializer(many=True))
     def get(self, request):
-        plans = plans_for_user(request.user).order_by("-created_at", "-id")[:LIST_LIMIT]
+        plans = plan_list_for_user(request.user).order_by("-created_at", "-id")[:LIST_LIMIT]
         return Response(PlanSummarySerializer(plans, many=True).data)
 
     @extend_schema(request=PlanRequestSerializer, responses={202: PlanSerializer})
@@ -110,7 +94,7 @@ class PlanListCreateApi(APIView):
             raise AccessDenied("Your account belongs to no operator")
         data = dict(body.validated_data)
         base_id = data.pop("base_plan", None)
-        base_plan = plan_for_user(request.user, base_id) if base_id is not None else None
+        base_plan = plan_get_for_user(request.user, base_id) if base_id is not None else None
         plan = plan_request(actor=request.user, operator=operator, base_plan=base_plan, **data)
         plan.refresh_from_db()  # with eager tasks (no Redis) it is already computed
         return Response(PlanSerializer(plan).data, status=status.HTTP_202_ACCEPTED)
@@ -121,7 +105,7 @@ class PlanDetailApi(APIView):
 
     @extend_schema(responses=PlanSerializer)
     def get(self, request, pk: int):
-        return Response(PlanSerializer(plan_for_user(request.user, pk)).data)
+        return Response(PlanSerializer(plan_get_for_user(request.user, pk)).data)
 
 
 class PlanLockApi(APIView):
@@ -129,7 +113,7 @@ class PlanLockApi(APIView):
 
     @extend_schema(request=PlanLockSerializer, responses=PlanSerializer)
     def post(self, request, pk: int):
-        plan = plan_for_user(request.user, pk)
+        plan = plan_get_for_user(request.user, pk)
         body = PlanLockSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         plan = plan_lock_set(actor=request.user, plan=plan, **body.validated_data)
@@ -141,5 +125,5 @@ class PlanPublishApi(APIView):
 
     @extend_schema(request=None, responses=PlanSerializer)
     def post(self, request, pk: int):
-        plan = plan_publish(actor=request.user, plan=plan_for_user(request.user, pk))
+        plan = plan_publish(actor=request.user, plan=plan_get_for_user(request.user, pk))
         return Response(PlanSerializer(plan).data)

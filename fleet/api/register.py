@@ -28,12 +28,14 @@ from fleet.api.register_serializers import (
     UnitStatusChangeSerializer,
     VisitCrewSerializer,
 )
-from fleet.models import CrewMember, EquipmentQC, MaintenanceWindow
 from fleet.selectors import (
     crew_member_get_for_user,
     unit_get_for_user,
     unit_list_for_user,
+    unit_maintenance_windows,
+    unit_qc_checks,
     visit_check_crew,
+    visit_crew_candidates,
     visit_get_for_user,
 )
 from fleet.services import (
@@ -124,7 +126,7 @@ class UnitMaintenanceListCreateApi(APIView):
     @extend_schema(responses={200: MaintenanceWindowSerializer(many=True), **_REFUSED})
     def get(self, request, pk: int):
         unit = unit_get_for_user(request.user, pk)
-        windows = MaintenanceWindow.objects.filter(unit=unit)
+        windows = unit_maintenance_windows(unit)
         return Response(MaintenanceWindowSerializer(windows, many=True).data)
 
     @extend_schema(
@@ -149,7 +151,7 @@ class UnitQCListCreateApi(APIView):
     @extend_schema(responses={200: EquipmentQCSerializer(many=True), **_REFUSED})
     def get(self, request, pk: int):
         unit = unit_get_for_user(request.user, pk)
-        checks = EquipmentQC.objects.filter(unit=unit).select_related("performed_by")[:50]
+        checks = unit_qc_checks(unit)
         return Response(EquipmentQCSerializer(checks, many=True).data)
 
     @extend_schema(
@@ -204,7 +206,7 @@ class VisitCrewApi(APIView):
         data.is_valid(raise_exception=True)
         visit = visit_get_for_user(request.user, pk)
         ids = data.validated_data["crew"]
-        crew = list(CrewMember.objects.filter(pk__in=ids, operator_id=visit.unit.operator_id))
+        crew = list(visit_crew_candidates(visit, ids))
         if len(crew) != len(set(ids)):
             missing = sorted(set(ids) - {member.pk for member in crew})
             raise InvalidInput(f"No crew member of this operator with id(s) {missing}", code="invalid_crew")

@@ -10,6 +10,7 @@ from rest_framework.views import APIView
 from core.exceptions import AccessDenied
 from fleet.models import RegionExit, UnitWithdrawal, WithdrawalOutcome
 from fleet.selectors import unit_get_for_user
+from fleet.selectors_coverage import unit_withdrawals
 from fleet.services.region_exit import region_exit_refusal, region_service_end
 from fleet.services.withdrawal import REASON_MAX, unit_withdraw, withdrawal_refusal
 
@@ -83,7 +84,7 @@ class UnitWithdrawalListApi(APIView):
     @extend_schema(responses={200: UnitWithdrawalSerializer(many=True), **_REFUSED})
     def get(self, request, pk: int):
         unit = unit_get_for_user(request.user, pk)
-        rows = UnitWithdrawal.objects.filter(unit=unit).select_related("unit", "actor")[:100]
+        rows = unit_withdrawals(unit)
         return Response(UnitWithdrawalSerializer(rows, many=True).data)
 
 

@@ -21,9 +21,14 @@ from django.views.decorators.http import require_GET, require_POST
 from core.choices import Role
 from core.exceptions import AccessDenied, DomainError
 from core.models import Organisation, User
-from fleet.choices import UnitStatus
-from fleet.models import Unit, UnitWithdrawal, WithdrawalOutcome
-from fleet.selectors_coverage import DUE_SOON_DAYS, coverage_rows
+from fleet.models import WithdrawalOutcome
+from fleet.selectors_coverage import (
+    DUE_SOON_DAYS,
+    coverage_rows,
+    coverage_unit,
+    coverage_units,
+    coverage_withdrawal_done,
+)
 from fleet.selectors_map import map_operator_for_user
 from fleet.services.region_exit import region_exit_refusal, region_service_end
 from fleet.services.withdrawal import ON_THE_ROAD, unit_withdraw, withdrawal_refusal
@@ -49,7 +54,7 @@ def _plan_url(plan_id: int | None) -> str:
 def _context(request: HttpRequest, operator: Organisation, **extra: Any) -> dict[str, Any]:
     on = timezone.localdate()
     rows = coverage_rows(on=on, operator_id=operator.pk)
-    units = Unit.objects.filter(operator=operator).exclude(status=UnitStatus.WITHDRAWN).order_by("name")
+    units = coverage_units(operator_id=operator.pk)
     user = cast(User, request.user)  # login_required: never anonymous here
     return {
         "operator": operator,
@@ -88,12 +93,7 @@ def coverage_page(request: HttpRequest) -> HttpResponse:
     operator = _operator(request)
     done = None
     if (wanted := request.GET.get("withdrawn", "")).isdigit():
-        done = (
-            UnitWithdrawal.objects.filter(pk=int(wanted), unit__operator=operator)
-            .exclude(outcome=WithdrawalOutcome.REFUSED)
-            .select_related("unit")
-            .first()
-        )
+        done = coverage_withdrawal_done(operator_id=operator.pk, withdrawal_id=int(wanted))
     return render(request, "fleet/coverage.html", _context(request, operator, withdrawn=done))
 
 
@@ -101,7 +101,7 @@ def coverage_page(request: HttpRequest) -> HttpResponse:
 @login_required
 def unit_withdraw_form(request: HttpRequest, unit_id: int) -> HttpResponse:
     operator = _operator(request)
-    unit = Unit.objects.filter(pk=unit_id, operator=operator).first()
+    unit = coverage_unit(operator_id=operator.pk, unit_id=unit_id)
     if unit is None:
         raise Http404("No such unit")
     try:

@@ -22,11 +22,13 @@ from core.choices import Role
 from core.exceptions import AccessDenied, DomainError, NotFound
 from core.models import User
 from core.workspaces import workspace_required
-from fleet.models import RequestPriority, ServiceContract, ServiceRequestStatus
+from fleet.models import RequestPriority, ServiceRequestStatus
 from fleet.models.planning import PATIENTS_MAX, PATIENTS_MIN
+from fleet.selectors_coverage import service_contract_modalities_for_user
 from fleet.selectors_requests import service_request_get_for_user, service_request_list_for_user
 from fleet.services.requests import HOSPITAL_CANCELLABLE, service_request_cancel, service_request_create
-from telerad.models import Notification
+from telerad.selectors import notification_list_for_user
+from telerad.services.notifications import notifications_mark_read
 
 LIST_LIMIT = 100
 NOTIFICATIONS_SHOWN = 20
@@ -53,13 +55,8 @@ class ServiceRequestForm(forms.Form):
 
 
 def _modalities(user: User) -> list[tuple[str, str]]:
-    contracted = (
-        ServiceContract.objects.filter(hospital_id=user.organisation_id, active=True)
-        .values_list("modality", flat=True)
-        .distinct()
-    )
     labels = {"CT": "CT", "MR": "MRI", "DX": "DR (digital radiography)"}
-    return [(m, labels.get(m, m)) for m in sorted(set(contracted))]
+    return [(m, labels.get(m, m)) for m in service_contract_modalities_for_user(user)]
 
 
 @workspace_required(Role.HOSPITAL_USER)
@@ -90,9 +87,7 @@ def hospital_requests(request: HttpRequest) -> HttpResponse:
     else:
         form = ServiceRequestForm(modalities=modalities)
     rows = list(service_request_list_for_user(user)[:LIST_LIMIT])
-    notifications = list(
-        Notification.objects.filter(recipient=user).order_by("-created_at")[:NOTIFICATIONS_SHOWN]
-    )
+    notifications = list(notification_list_for_user(user)[:NOTIFICATIONS_SHOWN])
     return render(
         request,
         "fleet/hospital_requests.html",
@@ -134,5 +129,5 @@ def hospital_request_cancel(request: HttpRequest, pk: int) -> HttpResponse:
 @workspace_required(Role.HOSPITAL_USER)
 def hospital_notifications_read(request: HttpRequest) -> HttpResponse:
     user = cast(User, request.user)
-    Notification.objects.filter(recipient=user, read_at__isnull=True).update(read_at=timezone.now())
+    notifications_mark_read(user=user)
     return redirect(reverse("hospital-requests"))

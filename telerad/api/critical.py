@@ -7,13 +7,13 @@ from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core.access import get_for_user
 from core.api.pagination import StandardPagination
 from core.choices import Role
 from core.exceptions import AccessDenied
 from core.services import audit_record
 from telerad.choices import CriticalStatus
 from telerad.models import CriticalResult, Notification
+from telerad.selectors import critical_result_get_for_user, notification_list_for_user
 from telerad.services.critical import (
     critical_result_acknowledge,
     critical_results_for_user,
@@ -111,7 +111,7 @@ class CriticalResultAcknowledgeApi(APIView):
                 "Only a hospital user of the patient's hospital acknowledges a critical result"
             )
         # Other hospitals' ids are "not found"; the service re-checks role and hospital.
-        result = get_for_user(user, CriticalResult.objects.all(), pk=pk)
+        result = critical_result_get_for_user(user, pk)
         ack = critical_result_acknowledge(actor=user, result=result, request=request)
         return Response(
             {
@@ -133,11 +133,10 @@ class NotificationListApi(APIView):
         responses=NotificationSerializer(many=True),
     )
     def get(self, request):
-        notifications = Notification.objects.filter(recipient_id=request.user.pk)
-        if request.query_params.get("unread") in ("1", "true", "yes"):
-            notifications = notifications.filter(read_at__isnull=True)
+        unread = request.query_params.get("unread") in ("1", "true", "yes")
+        notifications = notification_list_for_user(request.user, unread=unread)
         paginator = StandardPagination()
-        page = paginator.paginate_queryset(notifications.order_by("-created_at", "-id"), request, view=self)
+        page = paginator.paginate_queryset(notifications, request, view=self)
         return paginator.get_paginated_response(NotificationSerializer(page or [], many=True).data)
 
 

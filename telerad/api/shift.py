@@ -9,7 +9,7 @@ from rest_framework.views import APIView
 
 from core.exceptions import InvalidInput
 from telerad.api.worklist import IsRadiologist
-from telerad.models import Radiologist
+from telerad.selectors import radiologist_profile_for_user
 from telerad.services.profiles import radiologist_shift_set
 
 
@@ -29,7 +29,7 @@ class MyShiftApi(APIView):
     def post(self, request):
         body = ShiftSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        profile = Radiologist.objects.filter(user=request.user).first()
+        profile = radiologist_profile_for_user(request.user)
         if profile is None:
             raise InvalidInput("You have no reader profile yet; an administrator creates it")
         profile = radiologist_shift_set(

@@ -88,6 +88,14 @@ def notification_get_own(*, user: User, pk: int) -> Notification:
 
 
 @transaction.atomic
+def notifications_mark_read(*, user: User) -> int:
+    """Mark every unread notification of ``user``'s own read; the number marked."""
+    return Notification.objects.filter(recipient_id=user.pk, read_at__isnull=True).update(
+        read_at=timezone.now()
+    )
+
+
+@transaction.atomic
 def notification_mark_read(*, actor: User, notification: Notification) -> Notification:
     """Mark the actor's own notification read (idempotent: the first read time is kept)."""
     if notification.recipient_id != actor.pk:

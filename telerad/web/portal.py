@@ -23,7 +23,6 @@ from django.urls import reverse
 from django.utils.text import slugify
 from django.views.decorators.http import require_GET, require_POST
 
-from core.access import get_for_user
 from core.choices import Role
 from core.exceptions import DomainError, NotFound
 from core.models import User
@@ -31,8 +30,16 @@ from core.services import audit_record
 from core.workspaces import workspace_required
 from dicom.choices import QCOutcome
 from dicom.models import Study
-from telerad.choices import CriticalStatus, ReportStatus, TaskStatus
+from telerad.choices import ReportStatus, TaskStatus
 from telerad.models import CriticalResult, Report
+from telerad.selectors_portal import (
+    portal_critical_result_get_for_user,
+    portal_critical_result_open_list_for_user,
+    portal_final_report_for_user,
+    portal_report_critical_result_for_user,
+    portal_study_get_for_user,
+    portal_study_list_for_user,
+)
 from telerad.services.critical import critical_result_acknowledge
 
 PAGE_SIZE = 25
@@ -102,30 +109,18 @@ def study_portal_status(study: Study) -> PortalStatus:
     return QC
 
 
-def _hospital_id(request: HttpRequest) -> int:
-    """The caller's hospital; an account with none has nothing to see here."""
-    user = cast(User, request.user)
-    if user.organisation_id is None:
-        raise Http404("Your account belongs to no hospital")
-    return user.organisation_id
-
-
 def _study_for_user(request: HttpRequest, study_id: int) -> Study:
     try:
-        return get_for_user(
-            request.user,
-            Study.objects.select_related("order", "unit").filter(hospital_id=_hospital_id(request)),
-            pk=study_id,
-        )
+        return portal_study_get_for_user(request.user, study_id)
     except NotFound as exc:
         raise Http404(exc.message)
 
 
-def _final_report(study: Study) -> Report:
-    report = Report.objects.select_related("author").filter(study=study, status=ReportStatus.FINAL).first()
-    if report is None:
-        raise Http404("This study has no signed report yet")
-    return report
+def _final_report(request: HttpRequest, study: Study) -> Report:
+    try:
+        return portal_final_report_for_user(request.user, study)
+    except NotFound as exc:
+        raise Http404(exc.message)
 
 
 def _renderer() -> ModuleType | None:
@@ -172,23 +167,16 @@ def _is_htmx(request: HttpRequest) -> bool:
 
 
 def _portal_context(request: HttpRequest) -> dict[str, Any]:
-    hospital_id = _hospital_id(request)
-    studies = (
-        Study.objects.filter(hospital_id=hospital_id)
-        .select_related("order", "reading_task", "report", "report__author")
-        .prefetch_related("critical_results__acknowledged_by")
-        .order_by("-ingested_at", "-id")
-    )
+    try:
+        studies = portal_study_list_for_user(request.user)
+        open_results = list(portal_critical_result_open_list_for_user(request.user))
+    except NotFound as exc:
+        raise Http404(exc.message)
     page = Paginator(studies, PAGE_SIZE).get_page(request.GET.get("page"))
     rows = [
         PortalRow(study, study_portal_status(study), list(study.critical_results.all()), person_name(study))
         for study in page
     ]
-    open_results = list(
-        CriticalResult.objects.filter(hospital_id=hospital_id, status=CriticalStatus.OPEN)
-        .select_related("study", "study__order", "flagged_by")
-        .order_by("flagged_at", "id")
-    )
     study_ids = sorted({row.study.pk for row in rows} | {r.study_id for r in open_results})
     if study_ids:
         audit_record(
@@ -225,9 +213,7 @@ def hospital_studies(request: HttpRequest) -> HttpResponse:
 def critical_acknowledge(request: HttpRequest, result_id: int) -> HttpResponse:
     user = cast(User, request.user)
     try:
-        result = get_for_user(
-            user, CriticalResult.objects.filter(hospital_id=_hospital_id(request)), pk=result_id
-        )
+        result = portal_critical_result_get_for_user(user, result_id)
         ack = critical_result_acknowledge(actor=user, result=result, request=request)
     except NotFound as exc:
         raise Http404(exc.message)
@@ -247,7 +233,7 @@ def critical_acknowledge(request: HttpRequest, result_id: int) -> HttpResponse:
 @require_GET
 def study_report(request: HttpRequest, study_id: int) -> HttpResponse:
     study = _study_for_user(request, study_id)
-    report = _final_report(study)
+    report = _final_report(request, study)
     renderer = _renderer()
     fragment, document = _rendered_report(renderer, report)
     audit_record(
@@ -259,7 +245,7 @@ def study_report(request: HttpRequest, study_id: int) -> HttpResponse:
         details={"study": study.pk, "format": "html"},
         request=request,
     )
-    critical = CriticalResult.objects.filter(report=report).select_related("acknowledged_by").first()
+    critical = portal_report_critical_result_for_user(request.user, report)
     addenda = list(report.addenda.filter(signed_at__isnull=False).select_related("author"))
     return render(
         request,
@@ -282,7 +268,7 @@ def study_report(request: HttpRequest, study_id: int) -> HttpResponse:
 @require_GET
 def study_report_pdf(request: HttpRequest, study_id: int) -> HttpResponse:
     study = _study_for_user(request, study_id)
-    report = _final_report(study)
+    report = _final_report(request, study)
     renderer = _renderer()
     if renderer is None:
         return HttpResponse(
