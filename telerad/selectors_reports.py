@@ -145,6 +145,12 @@ def addendum_get_for_write(user: User, addendum_id: int) -> Addendum:
     return addendum
 
 
+def report_of_authorised_task(task: ReadingTask) -> Report | None:
+    """The report of a task the caller already got through ``task_get_for_report`` (not audited:
+    for the editor's own writes, which the services audit)."""
+    return Report.objects.filter(task=task).select_related("study", "task", "author").first()
+
+
 def task_get_for_report(user: User, task_id: int) -> ReadingTask:
     """The task if ``user`` may see it (else ``NotFound``), for the report services to act on.
 

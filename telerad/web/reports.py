@@ -24,7 +24,7 @@ from telerad.choices import ReportStatus, TaskStatus
 from telerad.models import Report
 from telerad.report_templates import BOOLEAN, CHOICE, ReportTemplate, template_for, template_get
 from telerad.reports_render import report_context
-from telerad.selectors_reports import report_for_task_get, task_get_for_report
+from telerad.selectors_reports import report_for_task_get, report_of_authorised_task, task_get_for_report
 from telerad.services.reports import (
     addendum_add,
     addendum_sign,
@@ -125,7 +125,7 @@ def report_editor(request: HttpRequest, task_id: int) -> HttpResponse:
         raise Http404(exc.message)
     report = report_for_task_get(user, task, request=request) if request.method == "GET" else None
     if request.method != "GET":
-        report = Report.objects.filter(task=task).select_related("study", "task").first()
+        report = report_of_authorised_task(task)
     template = template_get(report.template) if report else template_for(task.modality, task.body_part)
     form = ReportForm(template=template, initial=ReportForm.initial_from(report))
     addendum_form = AddendumForm()
@@ -185,7 +185,7 @@ def report_editor(request: HttpRequest, task_id: int) -> HttpResponse:
         if status_code == 200:
             status_code = 400  # the form was invalid
     task.refresh_from_db()
-    report = Report.objects.filter(task=task).select_related("study", "task", "author").first()
+    report = report_of_authorised_task(task)
     context: dict[str, Any] = {
         "task": task,
         "report": report,
