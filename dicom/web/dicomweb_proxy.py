@@ -198,7 +198,9 @@ def _authorise_search(user, request: HttpRequest, level: str) -> Authorised:
     keys = sorted({k for k, _ in params} - _PAGING_KEYS)
     if user_sees_all_studies(user):
         if uids:
-            return Authorised(level, params, opened=list(Study.objects.filter(study_instance_uid__in=uids)))
+            return Authorised(
+                level, params, opened=list(studies_visible_to(user).filter(study_instance_uid__in=uids))
+            )
         return Authorised(level, params, search={"level": level, "keys": keys, "scope": "all"})
     visible = studies_visible_to(user)
     if uids:
