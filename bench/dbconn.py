@@ -20,19 +20,15 @@ processes need a shared channel layer) and PostgreSQL.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from bench._serve import serve
+
 NEEDS = (
     "bench dbconn needs PostgreSQL (DATABASE_URL=postgres://...) and REDIS_URL: it counts "
     "PostgreSQL sessions, and two daphne processes need a shared channel layer."
@@ -129,37 +125,6 @@ class ConnectionCounter:
         self.conn.close()
 
 
-@contextlib.contextmanager
-def _server(port: int, processes: int, env_overrides: dict[str, str], log_path: Path):
-    env = dict(os.environ, LOG_LEVEL="WARNING", **env_overrides)
-    env.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-    command = [sys.executable, "manage.py", "serve", "--port", str(port), "--processes", str(processes)]
-    with open(log_path, "a") as log:
-        proc = subprocess.Popen(
-            [*command, "--access-log", "/dev/null"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
-        )
-        try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    urllib.request.urlopen(f"http://127.0.0.1:{port}/login/", timeout=2)  # noqa: S310
-                    break
-                except urllib.error.HTTPError:
-                    break
-                except Exception:
-                    if proc.poll() is not None or time.monotonic() > deadline:
-                        raise RuntimeError(f"the server did not start; see {log_path}") from None
-                    time.sleep(0.2)
-            yield proc
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-
-
 async def _burst(url: str, cookie: str, *, requests: int, concurrency: int) -> dict:
     import httpx
 
@@ -209,7 +174,7 @@ def _one(
 ) -> dict:
     port = _free_port()
     url = f"http://127.0.0.1:{port}/api/me/"
-    with _server(port, processes, env, log_path):
+    with serve(port, processes, log_path, env=env):
         # Warm-up: every process imports its views and opens its first connections untimed.
         asyncio.run(_burst(url, cookie, requests=4 * processes * 10, concurrency=processes * 10))
         with counter:

@@ -25,16 +25,13 @@ import os
 import resource
 import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from bench._serve import serve
+
 TARGET_P99_MS = 50.0
 NEEDS_REDIS = (
     "bench fanout needs REDIS_URL (e.g. REDIS_URL=redis://127.0.0.1:6379/0): the websocket path "
@@ -208,41 +205,6 @@ def _readers(n: int):
     return pool, keys
 
 
-@contextlib.contextmanager
-def _server(port: int, processes: int, prefix: str, log_path: Path):
-    """``manage.py serve``: ``processes`` daphne processes on one port, as deployed."""
-    env = dict(os.environ, CHANNEL_PREFIX=prefix, LOG_LEVEL="WARNING")
-    env.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "manage.py", "serve", "--port", str(port), "--processes", str(processes)],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health/", timeout=2)  # noqa: S310
-                    break
-                except urllib.error.HTTPError:
-                    break  # it answers (503 when Orthanc is not running, which this bench does not need)
-                except Exception:
-                    if proc.poll() is not None or time.monotonic() > deadline:
-                        raise RuntimeError(f"the server did not start; see {log_path}") from None
-                    time.sleep(0.2)
-            yield proc
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-
-
 def _percentiles(samples_ms: list[float]) -> dict[str, float]:
     ordered = sorted(samples_ms)
 
@@ -379,7 +341,9 @@ def run(*, clients: int = 1000, events: int = 50, warmup: int = 5, servers: int 
     port = _free_port()
     log_dir = Path(tempfile.mkdtemp(prefix="caravan-fanout-"))
     try:
-        with _server(port, servers, prefix, log_dir / "serve.log"):
+        with serve(
+            port, servers, log_dir / "serve.log", env={"CHANNEL_PREFIX": prefix}, probe="/api/health/"
+        ):
             websocket = asyncio.run(_websocket(port, keys, pool, events, warmup))
     finally:
         asyncio.run(_flush(prefix))  # group keys would otherwise stay in Redis for a day
