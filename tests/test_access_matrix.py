@@ -664,14 +664,13 @@ def test_dicomweb_of_another_tenant_reveals_nothing(world, role):
 
 # --- websockets ----------------------------------------------------------------------------------
 
-# Every websocket route and how it is walked here. The reading socket's audiences and the fleet
-# map's operator groups are proven per event in tests/telerad/test_events_ws.py and
-# tests/fleet/test_map_live.py; the unit QC socket is addressed by id, so it is walked here.
+# Every websocket route and how it is walked here (each audience in detail: tests/telerad/
+# test_events_ws.py, tests/fleet/test_map_live.py, tests/dicom/test_van_qc.py).
 WS_RULES = {
     "ws/ping/": "no tenant data",
     "ws/units/<int:unit_id>/qc/": "walked: test_unit_qc_socket_of_another_tenant_is_refused",
-    "ws/reading/": "audiences: tests/telerad/test_events_ws.py",
-    "ws/fleet/map/": "operator groups: tests/fleet/test_map_live.py",
+    "ws/reading/": "walked: test_live_events_of_another_tenant_never_arrive",
+    "ws/fleet/map/": "walked: test_live_events_of_another_tenant_never_arrive",
 }
 
 
@@ -713,3 +712,81 @@ def test_unit_qc_socket_of_another_tenant_is_refused():
     results = {key: async_to_sync(connect)(cookie) for key, cookie in cookies.items()}
     assert results.pop("a")[0] is True
     assert results == {f"b:{role}": (False, 4403) for role in OUTSIDER_ROLES}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_live_events_of_another_tenant_never_arrive(settings):
+    """Every user of B listens on the reading and fleet map sockets while A's reading pool,
+    hospital and operator get events: A's owners hear them, none of B's users does."""
+    from asgiref.sync import async_to_sync
+    from channels.db import database_sync_to_async
+    from channels.testing import WebsocketCommunicator
+
+    from config.asgi import application
+    from fleet.live import fleet_map_publish
+    from telerad.choices import EventKind
+    from telerad.services.events import event_emit
+
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    world = build_world()
+    a = world.a
+
+    def cookie(user) -> bytes:
+        client = Client()
+        client.force_login(user)
+        return f"sessionid={client.cookies['sessionid'].value}".encode()
+
+    listeners = {f"b:{role}": cookie(world.b.users[role]) for role in OUTSIDER_ROLES}
+    owners = {
+        "/ws/reading/": (cookie(a.users["radiologist"]), cookie(a.users["hospital_user"])),
+        "/ws/fleet/map/": (cookie(a.users["operator_dispatcher"]),),
+    }
+
+    def emit() -> None:
+        event_emit(
+            kind=EventKind.STUDY_ADDED,
+            payload={"marker": a.markers[0]},
+            task=a.objects.task,
+            pool=a.objects.pool,
+            hospital=a.hospital,
+        )
+        fleet_map_publish(unit_ids=[a.objects.unit.pk])
+
+    async def scenario():
+        sockets: dict[tuple[str, str], WebsocketCommunicator] = {}
+        for path in owners:
+            for key, value in [*listeners.items(), *((f"a{i}", c) for i, c in enumerate(owners[path]))]:
+                communicator = WebsocketCommunicator(
+                    application, path, headers=[(b"origin", b"http://localhost"), (b"cookie", value)]
+                )
+                connected, _ = await communicator.connect(timeout=10)
+                if connected:
+                    sockets[(path, key)] = communicator
+        await database_sync_to_async(emit)()
+        heard = {}
+        refused: set[tuple[str, str]] = set()
+        for (path, key), communicator in sockets.items():
+            if key.startswith("a"):
+                heard[(path, key)] = bool(await communicator.receive_json_from(timeout=10))
+            elif await communicator.receive_nothing(timeout=0.5):
+                heard[(path, key)] = False
+            else:
+                # A refused socket is accepted and closed (so browsers see the code): that is
+                # not hearing anything.
+                output = await communicator.receive_output(timeout=5)
+                heard[(path, key)] = output["type"] != "websocket.close"
+                refused.add((path, key))
+                continue
+            await communicator.disconnect()
+        return heard, refused
+
+    heard, refused = async_to_sync(scenario)()
+    assert {key: value for key, value in heard.items() if key[1].startswith("a")} == {
+        ("/ws/reading/", "a0"): True,
+        ("/ws/reading/", "a1"): True,
+        ("/ws/fleet/map/", "a0"): True,
+    }
+    assert [key for key, value in heard.items() if value and not key[1].startswith("a")] == []
+    # B's readers and dispatch staff were listening (their sockets were accepted, not refused).
+    for listening in [("/ws/reading/", "b:radiologist"), ("/ws/fleet/map/", "b:operator_dispatcher")]:
+        assert listening in heard and listening not in refused
