@@ -204,6 +204,19 @@ CELERY_BEAT_SCHEDULE: dict = {
     # Telemetry retention: thin old GPS fixes, drop those past the retention period (nightly).
     "telemetry-thin": {"task": "fleet.tasks.telemetry_thin_task", "schedule": crontab(hour=3, minute=30)},
 }
+# Stalled studies (docs/ingest.md "Retries and the stalled-study sweep"): QC pending, or
+# routable without a reading task, for more than STALLED_STUDY_MINUTES. The sweep queues them
+# again every STALLED_SWEEP_INTERVAL seconds and alerts after STALLED_STUDY_ALERT_TRIES sweeps.
+STALLED_STUDY_MINUTES = env_int("STALLED_STUDY_MINUTES", 10, minimum=1, maximum=24 * 60)
+STALLED_STUDY_ALERT_TRIES = env_int("STALLED_STUDY_ALERT_TRIES", 3, minimum=1, maximum=1000)
+STALLED_SWEEP_INTERVAL = env_int("STALLED_SWEEP_INTERVAL", 120, minimum=10, maximum=24 * 3600)
+# /api/health/ always reports the stalled count; from this many on it also answers 503
+# (0: never, the count is reported only).
+HEALTH_STALLED_STUDIES_503 = env_int("HEALTH_STALLED_STUDIES_503", 0, minimum=0)
+CELERY_BEAT_SCHEDULE["sweep-stalled-studies"] = {
+    "task": "dicom.tasks.sweep_stalled_studies",
+    "schedule": float(STALLED_SWEEP_INTERVAL),
+}
 
 # --- Orthanc --------------------------------------------------------------------------------
 ORTHANC_URL = env_url_or_default("ORTHANC_URL", "http://127.0.0.1:8042", schemes=("http", "https"))

@@ -79,3 +79,22 @@ CHECKS = {
 
 def health_report() -> dict[str, str]:
     return {name: check() for name, check in CHECKS.items()}
+
+
+def stalled_studies() -> int | None:
+    """Studies stuck before a reading task (QC pending or unrouted past ``STALLED_STUDY_MINUTES``);
+    None when the database cannot say (the database check reports why)."""
+    from dicom.selectors_stalled import stalled_study_count
+
+    try:
+        return stalled_study_count()
+    except Exception:  # health reports, it does not fail
+        return None
+
+
+def health_status(report: dict[str, str], stalled: int | None) -> bool:
+    """Healthy: every check ``ok``, and fewer stalled studies than ``HEALTH_STALLED_STUDIES_503``
+    when that is set (0, the default: the count is reported, never a reason for 503)."""
+    limit = settings.HEALTH_STALLED_STUDIES_503
+    too_many = bool(limit) and stalled is not None and stalled >= limit
+    return all(value == "ok" for value in report.values()) and not too_many

@@ -7,6 +7,7 @@ import logging
 from celery import shared_task
 
 from core.exceptions import DomainError
+from core.transient import TRANSIENT_ERRORS
 from dicom.orthanc_client import OrthancError
 
 logger = logging.getLogger(__name__)
@@ -14,9 +15,10 @@ logger = logging.getLogger(__name__)
 
 @shared_task(
     bind=True,
-    autoretry_for=(OrthancError,),
+    autoretry_for=(OrthancError, *TRANSIENT_ERRORS),
     retry_backoff=2,
     retry_backoff_max=60,
+    retry_jitter=True,
     max_retries=8,
     acks_late=True,
 )
@@ -29,7 +31,16 @@ def ingest_study_task(
     return outcome.study.pk if outcome.study else None
 
 
-@shared_task(bind=True, autoretry_for=(OrthancError,), retry_backoff=2, retry_backoff_max=60, max_retries=8)
+# A database or broker error (connections exhausted, a failover) is retried like Orthanc's; past
+# the retries the stalled-study sweep below queues the study again.
+@shared_task(
+    bind=True,
+    autoretry_for=(OrthancError, *TRANSIENT_ERRORS),
+    retry_backoff=2,
+    retry_backoff_max=60,
+    retry_jitter=True,
+    max_retries=8,
+)
 def study_qc_task(self, study_id: int) -> str:
     from dicom.services.qc import study_qc_run
 
@@ -78,3 +89,12 @@ def deidentify_study_task(self, study_id: int, project: str, user_id: int) -> in
         "deid: study %s for project %s is %s (export %s)", study_id, project, export.status, export.pk
     )
     return export.pk
+
+
+@shared_task(autoretry_for=TRANSIENT_ERRORS, retry_backoff=5, retry_jitter=True, max_retries=3)
+def sweep_stalled_studies() -> dict:
+    """Queue QC or routing again for studies stuck past ``STALLED_STUDY_MINUTES``; alert after
+    ``STALLED_STUDY_ALERT_TRIES`` sweeps (beat, every ``STALLED_SWEEP_INTERVAL`` seconds)."""
+    from dicom.services.stalled import stalled_studies_sweep
+
+    return stalled_studies_sweep()

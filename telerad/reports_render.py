@@ -26,6 +26,7 @@ from pydicom.uid import UID, ExplicitVRLittleEndian
 
 from core.on_commit import on_commit
 from dicom.orthanc_client import OrthancClient, OrthancError, orthanc_client_from_settings
+from dicom.own_objects import OWN_MANUFACTURER
 from dicom.uids import new_uid
 from telerad.choices import ReportStatus
 from telerad.models import Report
@@ -317,7 +318,9 @@ def report_encapsulated_pdf(report: Report) -> bytes:
     ds.SeriesNumber = REPORT_SERIES_NUMBER
     ds.SeriesDescription = "Radiology report"
     ds.InstanceNumber = 1 + signed_addenda
-    ds.Manufacturer = "Caravan"
+    # With our UID root and the DOC modality, this marks the series as the platform's own:
+    # ingest, QC and the image counts leave it out (dicom.own_objects).
+    ds.Manufacturer = OWN_MANUFACTURER
     ds.ConversionType = "WSD"
     signed = timezone.localtime(report.signed_at or timezone.now())
     ds.ContentDate = signed.strftime("%Y%m%d")

@@ -13,7 +13,7 @@ from rest_framework.views import APIView
 
 from core.api.throttles import AuthRateThrottle
 from core.exceptions import InvalidInput
-from core.health import health_report
+from core.health import health_report, health_status, stalled_studies
 from core.http import client_ip
 from core.selectors_auth import login_lockout_seconds_left
 from core.services.api_tokens import api_token_issue, api_token_revoke, api_tokens_revoke_all
@@ -29,13 +29,23 @@ class HealthApi(APIView):
     @extend_schema(
         responses=inline_serializer(
             "Health",
-            {name: serializers.CharField() for name in ("database", "orthanc", "channel_layer", "broker")},
+            {
+                **{
+                    name: serializers.CharField()
+                    for name in ("database", "orthanc", "channel_layer", "broker")
+                },
+                "stalled_studies": serializers.IntegerField(allow_null=True),
+            },
         )
     )
     def get(self, request):
         report = health_report()
-        healthy = all(value == "ok" for value in report.values())
-        return Response(report, status=status.HTTP_200_OK if healthy else status.HTTP_503_SERVICE_UNAVAILABLE)
+        stalled = stalled_studies()
+        healthy = health_status(report, stalled)
+        return Response(
+            {**report, "stalled_studies": stalled},
+            status=status.HTTP_200_OK if healthy else status.HTTP_503_SERVICE_UNAVAILABLE,
+        )
 
 
 class MeApi(APIView):

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dicom.orthanc_client import OrthancClient, OrthancError, check_orthanc_id
+from dicom.own_objects import is_own_series
 
 Tags = Mapping[str, Any]
 
@@ -359,7 +360,10 @@ def load_study_headers(
     study changes); one deleted meanwhile is left out.
     """
     check_orthanc_id(study_orthanc_id)
-    series_rows = client.study_series(study_orthanc_id)
+    # The platform's own objects (a report PDF stored back) are not judged: not acquired.
+    all_rows = client.study_series(study_orthanc_id)
+    own_ids = {row["ID"] for row in all_rows if is_own_series(row.get("MainDicomTags") or {})}
+    series_rows = [row for row in all_rows if row["ID"] not in own_ids]
     series_ids = {
         uid: row["ID"]
         for row in series_rows
@@ -367,12 +371,20 @@ def load_study_headers(
     }
     if per_series <= 0:
         tags = client.instances_tags("studies", study_orthanc_id, simplify=True)
+        own_uids = {
+            tag_text(row.get("MainDicomTags") or {}, "SeriesInstanceUID")
+            for row in all_rows
+            if row["ID"] in own_ids
+        }
+        tags = {i: t for i, t in tags.items() if tag_text(t, "SeriesInstanceUID") not in own_uids}
         return StudyHeaders.from_instance_tags(
             tags, orthanc_id=study_orthanc_id, series_orthanc_ids=series_ids
         )
     modality_of = {row["ID"]: tag_text(row.get("MainDicomTags") or {}, "Modality") for row in series_rows}
     listed: dict[str, list[InstanceHeaders]] = {}
     for row in client.study_instances(study_orthanc_id):
+        if row.get("ParentSeries") in own_ids:
+            continue
         index_tags = {k: v for k, v in (row.get("MainDicomTags") or {}).items() if k in INDEX_INSTANCE_TAGS}
         listed.setdefault(row.get("ParentSeries") or "", []).append(
             InstanceHeaders(row["ID"], index_tags, complete=False)

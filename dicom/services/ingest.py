@@ -23,6 +23,7 @@ from core.services import audit_record
 from dicom.choices import IngestStatus, MatchMethod, OrderStatus, QCOutcome
 from dicom.models import Order, Series, Study
 from dicom.orthanc_client import OrthancClient, OrthancError, orthanc_client_from_settings
+from dicom.own_objects import is_own_series
 from dicom.services.orders import order_mark_acquired
 from fleet.models import Unit
 
@@ -69,7 +70,8 @@ class OrthancStudy:
     source_aet: str
     # Set on copies Orthanc made by anonymisation (teaching/research exports): not clinical.
     anonymized_from: str | None
-    series: list[dict[str, Any]] = field(default_factory=list)
+    series: list[dict[str, Any]] = field(default_factory=list)  # acquired series only
+    own_series: int = 0  # series the platform stored itself (dicom.own_objects), left out
 
     @property
     def modalities(self) -> list[str]:
@@ -96,6 +98,15 @@ def read_orthanc_study(client: OrthancClient, orthanc_id: str) -> OrthancStudy |
         raise
     tags = study.get("MainDicomTags", {})
     patient = study.get("PatientMainDicomTags", {})
+    # The platform's own objects (a report PDF stored back) are not part of the acquisition:
+    # they change neither modalities nor counts, and storing one is no change that re-runs QC.
+    own = [s for s in series if is_own_series(s.get("MainDicomTags", {}))]
+    series = [s for s in series if not is_own_series(s.get("MainDicomTags", {}))]
+    last_update = study.get("LastUpdate", "")
+    if own:
+        # Orthanc stamps a study's LastUpdate when anything arrives; its acquired series' own
+        # stamps (equal to the study's when no own object followed) say when the images changed.
+        last_update = max((s.get("LastUpdate") or "" for s in series), default="") or last_update
     first_instance = next((s["Instances"][0] for s in series if s.get("Instances")), None)
     source_aet = client.metadata("instances", first_instance, "RemoteAET") if first_instance else None
     return OrthancStudy(
@@ -109,9 +120,10 @@ def read_orthanc_study(client: OrthancClient, orthanc_id: str) -> OrthancStudy |
         study_date=_dicom_date(tags.get("StudyDate")),
         study_time=_dicom_time(tags.get("StudyTime")),
         description=tags.get("StudyDescription", "")[:128],
-        last_update=study.get("LastUpdate", ""),
+        last_update=last_update,
         source_aet=(source_aet or "").strip()[:16],
         anonymized_from=client.metadata("studies", orthanc_id, "AnonymizedFrom"),
+        own_series=len(own),
         series=[
             {
                 "orthanc_id": s["ID"],
@@ -184,6 +196,9 @@ def study_ingest(
         return IngestOutcome(study=None)
     if info.anonymized_from:
         logger.info("ingest: Orthanc study %s is a de-identified export; not a clinical study", orthanc_id)
+        return IngestOutcome(study=None)
+    if not info.series and info.own_series:
+        logger.info("ingest: Orthanc study %s holds only the platform's own objects; skipped", orthanc_id)
         return IngestOutcome(study=None)
     stable_time = datetime.fromtimestamp(stable_at, tz=UTC) if stable_at else None
     outcome = _store(info, client=client, stable_seq=stable_seq, stable_at=stable_time, source=source)

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 from celery import shared_task
-from django.db import OperationalError
+
+from core.transient import TRANSIENT_ERRORS
 
 __all__ = ["expire_claims", "route_study_task", "sla_sweep"]
 
 
 @shared_task(
-    bind=True, autoretry_for=(OperationalError,), retry_backoff=2, retry_backoff_max=60, max_retries=8
+    bind=True,
+    autoretry_for=TRANSIENT_ERRORS,
+    retry_backoff=2,
+    retry_backoff_max=60,
+    retry_jitter=True,
+    max_retries=8,
 )
 def route_study_task(self, study_id: int) -> int | None:
     """Route one study (scheduled by QC after commit); a second run finds the task already there."""

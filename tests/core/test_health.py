@@ -17,7 +17,13 @@ def _closed_port() -> int:
 def test_health_ok_with_everything_up(orthanc):
     response = APIClient().get("/api/health/")
     assert response.status_code == 200, response.json()
-    assert response.json() == {"database": "ok", "orthanc": "ok", "channel_layer": "ok", "broker": "ok"}
+    assert response.json() == {
+        "database": "ok",
+        "orthanc": "ok",
+        "channel_layer": "ok",
+        "broker": "ok",
+        "stalled_studies": 0,
+    }
 
 
 def test_health_503_names_orthanc_when_it_is_down(settings):
@@ -31,6 +37,7 @@ def test_health_503_names_orthanc_when_it_is_down(settings):
         "database": "ok",
         "channel_layer": "ok",
         "broker": "ok",
+        "stalled_studies": 0,
     }
 
 
