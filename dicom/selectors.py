@@ -5,13 +5,13 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 
-from django.db.models import Exists, OuterRef, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.http import HttpRequest
 
 from core.access import get_for_user, scope_for_user
 from core.exceptions import InvalidInput
 from core.services import audit_record
-from dicom.choices import IngestStatus, OrderStatus
+from dicom.choices import IngestStatus, OrderStatus, QCOutcome, QCSeverity
 from dicom.models import Order, Study
 from dicom.study_access import study_audit_open
 from fleet.choices import UnitStatus, VisitStatus
@@ -170,15 +170,27 @@ def unit_recent_studies(*, user, unit: Unit, request=None, limit: int = 25) -> l
     return studies
 
 
+def qc_held() -> Q:
+    """Matched studies a failed QC verdict keeps off the worklists (not released)."""
+    return Q(ingest_status=IngestStatus.MATCHED, qc_outcome=QCOutcome.FAIL, routable_at__isnull=True)
+
+
 def reconciliation_queue(user) -> QuerySet[Study]:
-    """Unmatched studies, oldest first; only cross-organisation staff reach all of them."""
-    # Operator staff (the QC officers) see every hospital's; scope_for_user decides that.
-    return scope_for_user(
-        user,
-        Study.objects.filter(ingest_status__in=(IngestStatus.UNMATCHED, IngestStatus.UID_CONFLICT)).order_by(
-            "ingested_at"
-        ),
-    )
+    """Studies that cannot be routed until a person acts, oldest first: unmatched, Study-UID
+    conflicts, and matched studies held by a failed QC verdict (released or rescanned).
+
+    Only cross-organisation staff reach all of them."""
+    # Operator staff (the QC officers) see their vans' studies; scope_for_user decides that.
+    waiting = Q(ingest_status__in=(IngestStatus.UNMATCHED, IngestStatus.UID_CONFLICT)) | qc_held()
+    return scope_for_user(user, Study.objects.filter(waiting).order_by("ingested_at"))
+
+
+def study_qc_hold_findings(study: Study) -> list[dict]:
+    """The failing findings of the study's newest QC result (its ``qc_results`` may be prefetched)."""
+    results = sorted(study.qc_results.all(), key=lambda r: (r.created_at, r.pk))
+    if not results:
+        return []
+    return [f for f in results[-1].findings if f.get("severity") == QCSeverity.FAIL.value]
 
 
 def reconciliation_candidates(user, study: Study) -> list[Order]:

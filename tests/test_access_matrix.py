@@ -234,6 +234,9 @@ API_RULES: dict[str, Rule] = {
         params=lambda t: {"study_id": t.objects.unmatched.pk},
         body=lambda t: {"order": t.objects.scheduled_order.pk},
     ),
+    "POST /api/dicom/studies/{study_id}/qc-release/": Rule(
+        params=lambda t: {"study_id": t.objects.study.pk}, body=lambda t: {"reason": "read it anyway"}
+    ),
     "GET /api/dicom/deid-exports/": Rule(owner="operator_qc_officer", listed=lambda t: t.objects.deid.pk),
     "GET /api/dicom/deid-exports/{id}/": Rule(params=_o("deid"), owner="operator_qc_officer"),
     "POST /api/dicom/studies/{study_id}/deid-exports/": Rule(

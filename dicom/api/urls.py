@@ -1,6 +1,6 @@
 from django.urls import path
 
-from dicom.api.reconciliation import ReconciliationLinkApi, ReconciliationQueueApi
+from dicom.api.reconciliation import ReconciliationLinkApi, ReconciliationQueueApi, StudyQCReleaseApi
 from dicom.api.views import OrthancNudgeApi
 
 urlpatterns = [
@@ -11,6 +11,7 @@ urlpatterns = [
         ReconciliationLinkApi.as_view(),
         name="dicom-reconciliation-link",
     ),
+    path("studies/<int:study_id>/qc-release/", StudyQCReleaseApi.as_view(), name="dicom-study-qc-release"),
 ]
 
 # Orders (booked exams) and the Modality Worklist the Orthanc plugin serves from them.

@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.db import models
 
 from dicom.choices import IngestStatus, MatchMethod, QCOutcome
@@ -14,7 +15,12 @@ class Study(models.Model):
     uid_conflict_with = models.ForeignKey(
         "self", on_delete=models.PROTECT, null=True, blank=True, related_name="uid_conflicts"
     )
+    # The accession the platform shows and sends: the order's once the study is matched or
+    # linked (the hospital files the report under it), else what the scanner sent.
     accession_number = models.CharField(max_length=16, blank=True, db_index=True)
+    # What the scanner wrote in the images (AccessionNumber as Orthanc holds it, never modified
+    # there): kept for the audit and reconciliation history.
+    source_accession_number = models.CharField(max_length=16, blank=True)
     patient_id = models.CharField(max_length=64, blank=True)
     patient_name = models.CharField(max_length=128, blank=True)
     patient_sex = models.CharField(max_length=1, blank=True)
@@ -53,6 +59,13 @@ class Study(models.Model):
     ingested_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     routable_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    # A QC officer's release of a failed QC verdict (``study_qc_release``): the study is read
+    # despite the failure, for the reason given. A new QC verdict (late series) clears it.
+    qc_released_at = models.DateTimeField(null=True, blank=True)
+    qc_released_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    qc_release_reason = models.TextField(blank=True)
 
     tenant_lookups = {
         "hospital": "hospital_id",

@@ -273,7 +273,7 @@ def _store_new(
         match_method=method,
         stable_seq=stable_seq,
         stable_at=stable_at,
-        **_study_fields(info),
+        **_study_fields(info, order),
     )
     details: dict[str, Any] = {
         "source": source,
@@ -321,7 +321,7 @@ def _store_locked(
     )
     if not changed:
         return IngestOutcome(study=study)
-    for name, value in _study_fields(info).items():
+    for name, value in _study_fields(info, study.order if study.order_id else None).items():
         setattr(study, name, value)
     study.orthanc_id = info.orthanc_id
     study.stable_seq = stable_seq if stable_seq is not None else study.stable_seq
@@ -341,9 +341,12 @@ def _store_locked(
     return IngestOutcome(study=study, changed=True)
 
 
-def _study_fields(info: OrthancStudy) -> dict[str, Any]:
+def _study_fields(info: OrthancStudy, order: Order | None) -> dict[str, Any]:
+    # The order's accession wins: the hospital files the report under the accession it placed,
+    # whatever the scanner wrote (nothing, or a typo). The images in Orthanc keep the scanner's.
     return {
-        "accession_number": info.accession[:16],
+        "accession_number": order.accession_number if order is not None else info.accession[:16],
+        "source_accession_number": info.accession[:16],
         "patient_id": info.patient_id[:64],
         "patient_name": info.patient_name[:128],
         "patient_sex": info.patient_sex,

@@ -49,6 +49,8 @@ def study_link_order(*, actor: User, study: Study, order: Order, request=None) -
         order=order,
         hospital=order.hospital,
         unit=order.unit,
+        # The order's accession wins; the scanner's stays in source_accession_number.
+        accession_number=order.accession_number,
         ingest_status=IngestStatus.MATCHED,
         match_method=MatchMethod.MANUAL,
         qc_outcome=QCOutcome.PENDING,
@@ -64,7 +66,11 @@ def study_link_order(*, actor: User, study: Study, order: Order, request=None) -
         obj=study,
         patient_data=True,
         patient_id=study.patient_id,
-        details={"order": order.pk, "accession": order.accession_number},
+        details={
+            "order": order.pk,
+            "accession": order.accession_number,
+            "source_accession": study.source_accession_number,
+        },
         request=request,
     )
     order_mark_acquired(order=order)

@@ -10,7 +10,12 @@ it with the platform's Orthanc credentials. docs/viewer.md describes the policy.
   (an API token: core/services/api_tokens.py); anonymous callers and expired or revoked
   tokens get 401.
 - Authorisation: a path naming a study (``studies/{uid}/...``) must name a study the user may
-  see, else 404 (the same answer as for a UID that does not exist). Searches (``studies``,
+  see, else 404 (the same answer as for a UID that does not exist). A user is granted one
+  Orthanc study (``Study.orthanc_id`` of the row that is not a ``uid_conflict`` copy), never a
+  UID: Orthanc may hold two studies under one UID (two PatientIDs), so series and instance
+  UIDs in the path must be of the granted Orthanc study, and the JSON answers (QIDO, metadata)
+  are filtered to it (``dicomweb_scope``); ``studies/{uid}/metadata``, which Orthanc refuses
+  for a UID held twice, is then built from the granted study's series. Searches (``studies``,
   ``series``, ``instances``) by users who do not see every study are rewritten so Orthanc only
   ever matches among the user's own studies: UIDs they may not see are dropped from
   ``StudyInstanceUID``; a search by other keys (OHIF's prior-studies lookup by PatientID) gets
@@ -27,8 +32,10 @@ it with the platform's Orthanc credentials. docs/viewer.md describes the policy.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
+from collections import defaultdict
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
@@ -38,11 +45,11 @@ import httpx
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import connection
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 from django.views.decorators.csrf import csrf_exempt
 
-from core.exceptions import NotFound
 from core.services.api_tokens import api_token_user
 from core.services.audit import audit_record
 from dicom.models import Study
@@ -50,9 +57,9 @@ from dicom.orthanc.orthanc_config import DICOMWEB_ROOT
 from dicom.study_access import (
     studies_visible_to,
     study_audit_open,
-    study_get_for_user,
     user_sees_all_studies,
 )
+from dicom.web.dicomweb_scope import STUDY_UID, StudyScope, item_value, scope_load, scope_with
 
 logger = logging.getLogger(__name__)
 # httpx logs every request line at INFO, query string included, and QIDO queries carry
@@ -62,12 +69,15 @@ if logging.getLogger("httpx").level == logging.NOTSET:
 
 ALLOWED = "GET, HEAD, OPTIONS"
 CHUNK_SIZE = 64 * 1024
+DICOM_JSON = "application/dicom+json"
 CONNECT_TIMEOUT = 3.0
 # A UID: up to 64 characters of digits and dots (PS3.5 §9.1).
 _UID_RE = re.compile(r"^[0-9][0-9.]{0,63}$")
 # One path segment below a study: UIDs, "metadata", "frames", "1,2,3", "rendered"...
 _SEGMENT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.,_-]{0,127}$")
 _SEARCH_LEVELS = {"studies", "series", "instances"}
+# Routes under studies/{uid}/ answered in DICOM JSON: QIDO of series/instances, metadata.
+_JSON_ROUTES = {"series", "instances", "metadata"}
 _UID_KEYS = {"StudyInstanceUID", "0020000D"}
 _PAGING_KEYS = {"limit", "offset", "includefield", "fuzzymatching"}
 # Query keys (keyword and tag) whose exact values narrow a search in our own Study table.
@@ -180,6 +190,25 @@ class Authorised:
     opened: list[Study] = field(default_factory=list)
     # A search not by Study Instance UID: audited per request as ``study.search``.
     search: dict[str, Any] | None = None
+    # A search (``studies``, ``series``, ``instances``): its JSON answer is filtered.
+    is_search: bool = False
+    # A path under ``studies/{uid}/``: the granted study, the series/instance UIDs it names,
+    # and whether its answer is DICOM JSON to filter (QIDO of series/instances, metadata).
+    study: Study | None = None
+    series_uid: str | None = None
+    sop_uid: str | None = None
+    json_answer: bool = False
+
+
+def _granted(user) -> QuerySet[Study]:
+    """Studies whose Orthanc copy ``user`` may be served: visible, never a ``uid_conflict`` copy."""
+    return studies_visible_to(user).filter(uid_conflict_with__isnull=True)
+
+
+def _granted_orthanc_ids(user, uids: set[str]) -> dict[str, str]:
+    return dict(
+        _granted(user).filter(study_instance_uid__in=uids).values_list("study_instance_uid", "orthanc_id")
+    )
 
 
 def _narrowing(request: HttpRequest) -> dict[str, str]:
@@ -199,10 +228,12 @@ def _authorise_search(user, request: HttpRequest, level: str) -> Authorised:
     if user_sees_all_studies(user):
         if uids:
             return Authorised(
-                level, params, opened=list(studies_visible_to(user).filter(study_instance_uid__in=uids))
+                level, params, opened=list(_granted(user).filter(study_instance_uid__in=uids)), is_search=True
             )
-        return Authorised(level, params, search={"level": level, "keys": keys, "scope": "all"})
-    visible = studies_visible_to(user)
+        return Authorised(
+            level, params, search={"level": level, "keys": keys, "scope": "all"}, is_search=True
+        )
+    visible = _granted(user)
     if uids:
         studies = list(visible.filter(study_instance_uid__in=uids))
         search = None
@@ -223,7 +254,9 @@ def _authorise_search(user, request: HttpRequest, level: str) -> Authorised:
         return Authorised(level, None, search=search)
     others = [(k, v) for k, v in params if k not in _UID_KEYS]
     restricted = [*others, ("StudyInstanceUID", ",".join(s.study_instance_uid for s in studies))]
-    return Authorised(level, restricted, opened=studies if search is None else [], search=search)
+    return Authorised(
+        level, restricted, opened=studies if search is None else [], search=search, is_search=True
+    )
 
 
 def _authorise(user, request: HttpRequest, path: str) -> Authorised:
@@ -231,12 +264,25 @@ def _authorise(user, request: HttpRequest, path: str) -> Authorised:
     if len(parts) == 1 and parts[0] in _SEARCH_LEVELS:
         return _authorise_search(user, request, parts[0])
     if len(parts) >= 2 and parts[0] == "studies" and _UID_RE.match(parts[1]):
-        try:
-            study = study_get_for_user(user, parts[1])
-        except NotFound as exc:
-            raise ProxyError(404, exc.message, "not_found") from None
+        # Never by UID alone: the copy granted is the visible one that is not a uid_conflict.
+        study = _granted(user).filter(study_instance_uid=parts[1]).first()
+        if study is None:
+            raise ProxyError(404, "No study matches the given Study Instance UID", "not_found")
+        series_uid = parts[3] if len(parts) >= 4 and parts[2] == "series" else None
+        sop_uid = parts[5] if series_uid and len(parts) >= 6 and parts[4] == "instances" else None
+        for uid in (series_uid, sop_uid):
+            if uid is not None and not _UID_RE.match(uid):
+                raise ProxyError(404, "Not a DICOMweb resource.", "not_found")
         params = [(k, v) for k, values in request.GET.lists() for v in values]
-        return Authorised("/".join(parts), params, opened=[study])
+        return Authorised(
+            "/".join(parts),
+            params,
+            opened=[study],
+            study=study,
+            series_uid=series_uid,
+            sop_uid=sop_uid,
+            json_answer=parts[-1] in _JSON_ROUTES and len(parts) > 2,
+        )
     raise ProxyError(404, "Not a DICOMweb resource.", "not_found")
 
 
@@ -258,8 +304,10 @@ def _audit(user, request: HttpRequest, authorised: Authorised) -> None:
 # --- forwarding ---------------------------------------------------------------------------------
 
 
-def _upstream_headers(request: HttpRequest) -> dict[str, str]:
+def _upstream_headers(request: HttpRequest, accept: str | None = None) -> dict[str, str]:
     headers = {name: request.headers[name] for name in _FORWARD_REQUEST_HEADERS if name in request.headers}
+    if accept is not None:
+        headers["accept"] = accept
     # Raw bytes pass through untouched (Content-Length stays true), so no compression.
     headers["Accept-Encoding"] = "identity"
     # The plugin writes absolute BulkDataURIs from this (RFC 7239): they then point at this
@@ -303,18 +351,28 @@ def _empty_search() -> HttpResponse:
 
 
 async def _forward(
-    request: HttpRequest, orthanc_path: str, params: list[tuple[str, str]]
+    request: HttpRequest,
+    orthanc_path: str,
+    params: list[tuple[str, str]],
+    *,
+    accept: str | None = None,
+    rest: bool = False,
+    method: str = "GET",
+    payload: Any = None,
 ) -> tuple[httpx.Response, AsyncExitStack]:
-    url = f"{settings.ORTHANC_URL.rstrip('/')}{DICOMWEB_ROOT}{orthanc_path}"
+    # ``rest``: Orthanc's own REST API (by Orthanc id), for the granted study's scope.
+    root = "/" if rest else DICOMWEB_ROOT
+    url = f"{settings.ORTHANC_URL.rstrip('/')}{root}{orthanc_path}"
     stack = AsyncExitStack()
     try:
         client = await stack.enter_async_context(_client())
         upstream = await stack.enter_async_context(
             client.stream(
-                "GET",
+                method,
                 url,
                 params=tuple(params),
-                headers=_upstream_headers(request),
+                headers={"Accept": "application/json"} if rest else _upstream_headers(request, accept),
+                json=payload,
             )
         )
     except httpx.TimeoutException:
@@ -368,6 +426,101 @@ def _release_database_connection() -> None:
         connection.close()
 
 
+async def _read_json(request: HttpRequest, path: str, params=(), **kwargs: Any) -> Any:
+    """A whole (small) JSON answer of Orthanc: QIDO, metadata or a REST call."""
+    upstream, stack = await _forward(request, path, list(params), **kwargs)
+    try:
+        body = await upstream.aread()
+    except httpx.HTTPError:
+        raise ProxyError(
+            502, "The image archive (Orthanc) is not reachable; try again shortly.", "orthanc_unavailable"
+        ) from None
+    finally:
+        await stack.aclose()
+    try:
+        return json.loads(body) if body.strip() else []
+    except ValueError:
+        raise ProxyError(
+            502, "The image archive (Orthanc) answered malformed JSON.", "orthanc_error"
+        ) from None
+
+
+def _rest_getter(request: HttpRequest):
+    async def get(path: str) -> Any:
+        return await _read_json(request, path, rest=True)
+
+    return get
+
+
+async def _path_scope(request: HttpRequest, authorised: Authorised) -> StudyScope:
+    """The granted Orthanc study's scope; 404 for a series/instance UID not of it."""
+    assert authorised.study is not None
+    get = _rest_getter(request)
+    if authorised.series_uid is None:
+        return await scope_load(get, authorised.study.orthanc_id)
+    scope = await scope_with(get, authorised.study.orthanc_id, authorised.series_uid, authorised.sop_uid)
+    if not scope.has(authorised.series_uid, authorised.sop_uid):
+        raise ProxyError(404, "No such series or instance in this study.", "not_found")
+    return scope
+
+
+async def _study_json(request: HttpRequest, authorised: Authorised, scope: StudyScope) -> list[Any]:
+    """A DICOM JSON answer under ``studies/{uid}/``, only the granted Orthanc study's items."""
+    path = authorised.orthanc_path
+    try:
+        items = await _read_json(request, path, authorised.params or [], accept=DICOM_JSON)
+    except ProxyError as exc:
+        # Orthanc refuses studies/{uid}/metadata when two studies share the UID: build it from
+        # the granted study's series, each of which Orthanc locates by series UID.
+        if exc.status != 404 or path != f"studies/{scope.study_uid}/metadata" or not scope.series:
+            raise
+        items = []
+        for series_uid in sorted(scope.series):
+            items += await _read_json(
+                request, f"{path.removesuffix('/metadata')}/series/{series_uid}/metadata", accept=DICOM_JSON
+            )
+    return [item for item in items if scope.keeps(item)]
+
+
+async def _search_json(user, request: HttpRequest, authorised: Authorised) -> list[Any]:
+    """A QIDO answer without the items of Orthanc studies the user was not granted."""
+    items = await _read_json(request, authorised.orthanc_path, authorised.params or [], accept=DICOM_JSON)
+    if not isinstance(items, list):
+        raise ProxyError(502, "The image archive (Orthanc) answered malformed JSON.", "orthanc_error")
+    uids = {uid for uid in (item_value(item, STUDY_UID) for item in items) if uid}
+    granted = await sync_to_async(_granted_orthanc_ids)(user, uids) if uids else {}
+    items = [item for item in items if item_value(item, STUDY_UID) in granted]
+    if not granted:
+        return items
+    # Which Orthanc studies hold those UIDs: a UID held by more than the granted one is
+    # filtered by the granted study's scope.
+    query = {"Level": "Study", "Expand": True, "Query": {"StudyInstanceUID": "\\".join(sorted(granted))}}
+    found = await _read_json(request, "tools/find", rest=True, method="POST", payload=query)
+    copies: dict[str, set[str]] = defaultdict(set)
+    for study in found:
+        copies[study.get("MainDicomTags", {}).get("StudyInstanceUID", "")].add(study.get("ID", ""))
+    for uid, orthanc_id in granted.items():
+        if copies.get(uid, set()) == {orthanc_id}:
+            continue
+        try:
+            scope: StudyScope | None = await scope_load(_rest_getter(request), orthanc_id)
+        except ProxyError as exc:
+            if exc.status != 404:
+                raise
+            scope = None  # the granted study is gone from Orthanc: nothing of that UID
+        items = [
+            i for i in items if item_value(i, STUDY_UID) != uid or (scope is not None and scope.keeps(i))
+        ]
+    return items
+
+
+def _json_response(request: HttpRequest, items: list[Any]) -> HttpResponse:
+    body = json.dumps(items).encode() if request.method != "HEAD" else b""
+    response = HttpResponse(body, content_type=DICOM_JSON)
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
 @csrf_exempt  # GET/HEAD only: nothing here changes state
 async def dicomweb_proxy(request: HttpRequest, path: str = "") -> HttpResponseBase:
     if request.method == "OPTIONS":
@@ -388,6 +541,21 @@ async def dicomweb_proxy(request: HttpRequest, path: str = "") -> HttpResponseBa
             if request.method == "GET":
                 await sync_to_async(_audit)(user, request, authorised)
             return _empty_search()
+        if authorised.study is not None or authorised.is_search:
+            items: list[Any] | None = None
+            if authorised.study is not None:
+                # Study-level retrieves (studies/{uid}, rendered...) need no scope: Orthanc
+                # locates the study by UID and refuses one held twice.
+                if authorised.series_uid is not None or authorised.json_answer:
+                    scope = await _path_scope(request, authorised)
+                    if authorised.json_answer:
+                        items = await _study_json(request, authorised, scope)
+            else:
+                items = await _search_json(user, request, authorised)
+            if items is not None:
+                if request.method == "GET":
+                    await sync_to_async(_audit)(user, request, authorised)
+                return _json_response(request, items)
         upstream, stack = await _forward(request, authorised.orthanc_path, authorised.params)
         try:
             if request.method == "GET":

@@ -22,6 +22,8 @@ from dicom.synth import StudySpec, make_study, upload_study_rest
 from tests.browser_support import CHROMIUM, CHROMIUM_ARGS, LOGS, SCREENSHOTS, running_daphne
 from tests.core.factories import UserFactory
 from tests.dicom.factories import HospitalFactory, StudyFactory
+from tests.dicom.test_dicomweb_uid_conflict import SECOND_NAME
+from tests.dicom.test_dicomweb_uid_conflict import conflict_world as conflict_world  # a fixture
 
 pytestmark = [pytest.mark.browser, pytest.mark.orthanc, pytest.mark.django_db(transaction=True)]
 
@@ -113,3 +115,41 @@ def test_hospital_user_opens_a_study_in_ohif(daphne_server, orthanc, page, setti
     off_site = [url for url in requested if not url.startswith((daphne_server, "data:", "blob:"))]
     assert off_site == []
     assert failed == []
+
+
+def test_reader_opens_the_claimed_copy_of_a_uid_held_twice(
+    daphne_server, orthanc, page, settings, conflict_world
+):
+    """OHIF is opened by Study Instance UID; the proxy gives it only the claimed Orthanc study."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.PBKDF2PasswordHasher"]
+    w = conflict_world
+    reader = w.reader
+    reader.set_password("pw-Caravan-123")
+    reader.save()
+    requested: list[str] = []
+    failed: list[str] = []
+    page.context.on("request", lambda request: requested.append(request.url))
+    page.on("response", lambda r: r.status < 400 or failed.append(f"{r.status} {r.url}"))
+
+    page.goto(f"{daphne_server}/login/?next=/viewer/%3FStudyInstanceUIDs%3D{w.uid}")
+    page.get_by_label("Username").fill(reader.username)
+    page.get_by_label("Password").fill("pw-Caravan-123")
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(f"{daphne_server}/viewer/?StudyInstanceUIDs={w.uid}")
+    # dicom_factory's slices are black at OHIF's CT window, so wait for the stack instead: the
+    # overlay counts the granted copy's 6 instances ("I:6 (1/6)"), not 6 + 3.
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and "(1/6)" not in page.content():
+        page.wait_for_timeout(500)
+    page.wait_for_timeout(3000)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "viewer-uid-conflict.png"))
+    assert "(1/6)" in page.content()
+    assert any(f"/series/{w.first_series}/" in url and "/frames/" in url for url in requested)
+    # OHIF never learnt of the second patient's series, nor shows their name.
+    assert not [url for url in requested if w.second_series in url]
+    assert SECOND_NAME.split("^")[0] not in page.content()
+    assert failed == []
+    assert AuditEntry.objects.filter(action="study.open", actor_id=reader.pk).values_list(
+        "object_id", flat=True
+    ).get() == str(w.held.pk)

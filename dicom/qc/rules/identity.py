@@ -36,6 +36,14 @@ def required_tags(instance: InstanceHeaders) -> tuple[str, ...]:
     return BASE_REQUIRED_TAGS
 
 
+def supplied_by_order(order: Order | None) -> frozenset[str]:
+    """Required tags the matched order supplies when the images lack them: only the accession
+    number (the platform's record carries the order's). Identity and geometry stay strict."""
+    if order is not None and order.accession_number:
+        return frozenset({"AccessionNumber"})
+    return frozenset()
+
+
 class RequiredTagsRule(Rule):
     id = "required_tags"
     severity = QCSeverity.FAIL
@@ -47,6 +55,7 @@ class RequiredTagsRule(Rule):
 
     def check(self, context: QCContext) -> list[Finding]:
         findings = []
+        supplied = supplied_by_order(context.order)
         for series in context.headers.series:
             missing: Counter[str] = Counter()
             checked: Counter[str] = Counter()
@@ -63,7 +72,12 @@ class RequiredTagsRule(Rule):
                     where = f"{count} of {plural(total, 'instance')}"
                 else:
                     where = f"{count} of the {checked[tag]} instances read (of {total})"
-                findings.append(self.fail(f"{tag} is missing or empty in {where}", series=series.uid))
+                message = f"{tag} is missing or empty in {where}"
+                if tag in supplied:
+                    # Routable: the platform shows and sends the order's value (docs/ingest.md).
+                    findings.append(self.warn(f"{message}; the matched order's is used", series=series.uid))
+                else:
+                    findings.append(self.fail(message, series=series.uid))
         headers = context.headers
         if headers.number_read < headers.number_of_instances:
             context.notes[self.id] = (
