@@ -5,7 +5,9 @@ load from the static files (``window.PUBLIC_URL``) and its configuration comes f
 ``/viewer/app-config.js``, generated here: one DICOMweb data source at ``/dicom-web`` on this
 origin, no study list, nothing external. OHIF's router answers ``/viewer`` with its basic
 viewer mode, so the page URL is also the route. The proxy decides what the user may see; this
-page only needs a login.
+page only needs a login. OHIF is handed a Study Instance UID, which Orthanc may hold under two
+patients (a ``uid_conflict`` copy); the proxy answers every request under that UID from the one
+Orthanc study the user was granted, so OHIF never learns of the other (docs/viewer.md).
 """
 
 from __future__ import annotations

@@ -204,6 +204,9 @@ def test_every_route_serves_only_the_granted_copy(conflict_world, who):
     check(f"/dicom-web/studies/{uid}/series/{first}/instances/{first_sop}/frames/1", accept=FRAMES)
     check(f"/dicom-web/studies/{uid}/series/{first}/instances/{first_sop}/rendered", accept="image/png")
 
+    check(f"/dicom-web/studies/{uid}/series/{first}", accept="multipart/related; type=application/dicom")
+    # A whole-study retrieve of a UID held twice: Orthanc refuses it (404), nothing leaks.
+    check(f"/dicom-web/studies/{uid}", 404, accept="multipart/related; type=application/dicom")
     # The second patient's series, instances and frames under the study's path: 404.
     for url in (
         f"/dicom-web/studies/{uid}/series/{second}",
@@ -223,7 +226,7 @@ def test_every_route_serves_only_the_granted_copy(conflict_world, who):
     assert json.loads(check(f"/dicom-web/studies?PatientID={SECOND_ID}")) == []
     assert series_uids(check(f"/dicom-web/series?StudyInstanceUID={uid}&SeriesInstanceUID={second}")) == []
     assert sop_uids(check(f"/dicom-web/instances?SOPInstanceUID={second_sop}")) == set()
-    assert len(served) == 24
+    assert len(served) == 26
 
     # Audited as before: one study.open, on the granted (held) study, never on the conflict.
     opened = AuditEntry.objects.filter(action="study.open", actor_id=user.pk)
