@@ -188,6 +188,10 @@ WORKER_NICE = env_int("WORKER_NICE", 10, minimum=0, maximum=19)
 # The reconciler is the safety net under the Orthanc plugin's nudges: it walks /changes from a
 # stored cursor every few seconds (and once when a worker starts, see config/celery.py).
 RECONCILE_INTERVAL = env_int("RECONCILE_INTERVAL", 5, minimum=1)
+# The reconciler's recovery scan (dicom/services/receiving.py): at most every this many seconds
+# it compares Orthanc's studies of the last RECONCILE_RECOVERY_DAYS study dates with the mirror.
+RECONCILE_RECOVERY_INTERVAL = env_int("RECONCILE_RECOVERY_INTERVAL", 60, minimum=1)
+RECONCILE_RECOVERY_DAYS = env_int("RECONCILE_RECOVERY_DAYS", 2, minimum=1, maximum=31)
 CELERY_BEAT_SCHEDULE: dict = {
     "reconcile-orthanc-changes": {
         "task": "dicom.tasks.reconcile_orthanc_changes",

@@ -57,6 +57,8 @@ def reconcile_orthanc_changes() -> dict:
         "end": result.end_seq,
         "stable": result.stable_seen,
         "ingested": result.ingested,
+        "recovered": result.recovered,
+        "scan_found": result.scan_found,
         "locked": result.skipped_locked,
     }
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import signal
 import socket
 import threading
 import time
@@ -211,6 +212,21 @@ class OrthancServer:
     scu_aet_second: str = SCU_AET_SECOND
     other_host: str = OTHER_HOST
     modalities: tuple[launcher.Modality, ...] = field(default_factory=tuple)
+    config: launcher.OrthancConfig | None = None
+
+    def kill(self) -> None:
+        """SIGKILL Orthanc (a crash: no shutdown, nothing flushed by Orthanc) and wait until gone."""
+        os.kill(self.pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while launcher.read_pid(self.run_dir) is not None:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"Orthanc pid {self.pid} still alive 10 s after SIGKILL")
+            time.sleep(0.02)
+
+    def restart(self) -> None:
+        """Start Orthanc again from the same configuration, storage and index (same ports)."""
+        assert self.config is not None
+        self.pid = launcher.start(self.config, timeout=30)
 
     def reset(self) -> None:
         """Delete every stored patient (so studies, series, instances) and forget nudges."""
@@ -286,6 +302,7 @@ def orthanc_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Orthanc
         client=client,
         nudges=recorder,
         modalities=modalities,
+        config=config,
     )
     try:
         yield server

@@ -1,5 +1,5 @@
 from dicom.models.deid import DeidExport, DeidExportStatus, Pseudonym, PseudonymKind
-from dicom.models.ingest import IngestCursor
+from dicom.models.ingest import IngestCursor, ReceivingStudy
 from dicom.models.orders import Order
 from dicom.models.qc import QCResult
 from dicom.models.studies import Series, Study
@@ -12,6 +12,7 @@ __all__ = [
     "Pseudonym",
     "PseudonymKind",
     "QCResult",
+    "ReceivingStudy",
     "Series",
     "Study",
 ]

@@ -5,6 +5,7 @@ stable while the platform was down is still ingested."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from django.core.cache import cache
 from django.db import transaction
@@ -19,9 +20,18 @@ from dicom.models import IngestCursor, Order, Study
 from dicom.orthanc_client import orthanc_client_from_settings
 from dicom.services.ingest import study_ingest
 from dicom.services.orders import order_mark_acquired
+from dicom.services.receiving import (
+    receiving_done,
+    receiving_follow,
+    receiving_ingest_quiet,
+    recovery_scan,
+    recovery_scan_due,
+)
 
 CURSOR_NAME = "orthanc"
 RECONCILE_LOCK = "dicom:reconcile-lock"
+# Changes that say a study is receiving images (NewInstance is read through LastUpdate instead).
+RECEIVING_CHANGES = frozenset({"NewStudy", "NewSeries"})
 
 
 # --- reconciliation queue --------------------------------------------------------------------
@@ -89,15 +99,30 @@ class ReconcileResult:
     end_seq: int
     stable_seen: int = 0
     ingested: int = 0
+    # Studies ingested (or updated) by the quiet-for-StableAge rule, with no StableStudy.
+    recovered: int = 0
+    # Studies the recovery scan found in Orthanc but not (or not as now) in the platform.
+    scan_found: int | None = None
     skipped_locked: bool = False
     errors: list[str] = field(default_factory=list)
 
 
-def reconcile_changes(*, page_size: int = 500, max_pages: int = 100) -> ReconcileResult:
+def reconcile_changes(
+    *,
+    page_size: int = 500,
+    max_pages: int = 100,
+    now: datetime | None = None,
+    scan: bool | None = None,
+) -> ReconcileResult:
     """Walk Orthanc's /changes from the stored cursor and ingest every stable study seen.
 
+    Besides ``StableStudy``, it follows ``NewStudy``/``NewSeries`` and ingests a study quiet for
+    StableAge even if Orthanc never announces it (a restart forgets unstable studies); every
+    ``RECONCILE_RECOVERY_INTERVAL`` seconds (``scan``: True always, False never) it also compares
+    Orthanc's recent studies with the mirror (dicom/services/receiving.py). ``now`` is for tests.
+
     One reconciler at a time (a cache lock); the cursor only moves forward, and only past a
-    page whose studies were all ingested, so a crash replays rather than skips.
+    page whose studies were all ingested or remembered, so a crash replays rather than skips.
     """
     cursor, _ = IngestCursor.objects.get_or_create(name=CURSOR_NAME)
     result = ReconcileResult(start_seq=cursor.last_seq, end_seq=cursor.last_seq)
@@ -110,12 +135,16 @@ def reconcile_changes(*, page_size: int = 500, max_pages: int = 100) -> Reconcil
         for _page in range(max_pages):
             page = client.changes(since=since, limit=page_size)
             for change in page.get("Changes", []):
+                if change.get("ChangeType") in RECEIVING_CHANGES:
+                    receiving_follow(client, change)
+                    continue
                 if change.get("ChangeType") != "StableStudy":
                     continue
                 result.stable_seen += 1
                 outcome = study_ingest(
                     orthanc_id=change["ID"], stable_seq=change.get("Seq"), source="reconciler"
                 )
+                receiving_done(change["ID"])
                 if outcome.created or outcome.changed:
                     result.ingested += 1
             last = int(page.get("Last", since))
@@ -127,6 +156,9 @@ def reconcile_changes(*, page_size: int = 500, max_pages: int = 100) -> Reconcil
             result.end_seq = since
             if page.get("Done", True):
                 break
+        if scan or (scan is None and recovery_scan_due()):
+            result.scan_found = recovery_scan(client=client, now=now)
+        result.recovered = receiving_ingest_quiet(client=client, now=now).recovered
     finally:
         cache.delete(RECONCILE_LOCK)
     return result

@@ -22,10 +22,11 @@ class Command(BaseCommand):
             except OrthancError as exc:
                 self.stderr.write(f"reconcile: Orthanc unreachable ({exc}); retrying")
             else:
-                if result.ingested or not loop:
+                if result.ingested or result.recovered or not loop:
                     self.stdout.write(
                         f"reconcile: changes {result.start_seq}->{result.end_seq}, "
-                        f"{result.stable_seen} stable studies seen, {result.ingested} ingested or updated"
+                        f"{result.stable_seen} stable studies seen, {result.ingested} ingested or updated, "
+                        f"{result.recovered} quiet for StableAge without StableStudy ingested or updated"
                         + (" (another reconciler holds the lock)" if result.skipped_locked else "")
                     )
             if not loop:
