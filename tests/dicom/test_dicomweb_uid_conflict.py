@@ -197,7 +197,12 @@ def test_every_route_serves_only_the_granted_copy(conflict_world, who):
     assert series_uids(check(f"/dicom-web/studies/{uid}/series")) == [first]
     assert sop_uids(check(f"/dicom-web/studies/{uid}/instances")) == w.first_sops
     assert sop_uids(check(f"/dicom-web/studies/{uid}/series/{first}/instances")) == w.first_sops
-    assert sop_uids(check(f"/dicom-web/studies/{uid}/metadata")) == w.first_sops
+    study_metadata = check(f"/dicom-web/studies/{uid}/metadata")
+    assert sop_uids(study_metadata) == w.first_sops
+    # Built from the granted series, it still points bulk data at the proxy, and they open.
+    bulk = [v["BulkDataURI"] for m in json.loads(study_metadata) for v in m.values() if "BulkDataURI" in v]
+    assert len(bulk) == 6 and all(f"/dicom-web/studies/{uid}/series/{first}/" in uri for uri in bulk)
+    check(bulk[0].removeprefix("http://testserver"))
     assert sop_uids(check(f"/dicom-web/studies/{uid}/series/{first}/metadata")) == w.first_sops
     metadata = check(f"/dicom-web/studies/{uid}/series/{first}/instances/{first_sop}/metadata")
     assert sop_uids(metadata) == {first_sop}
@@ -226,7 +231,7 @@ def test_every_route_serves_only_the_granted_copy(conflict_world, who):
     assert json.loads(check(f"/dicom-web/studies?PatientID={SECOND_ID}")) == []
     assert series_uids(check(f"/dicom-web/series?StudyInstanceUID={uid}&SeriesInstanceUID={second}")) == []
     assert sop_uids(check(f"/dicom-web/instances?SOPInstanceUID={second_sop}")) == set()
-    assert len(served) == 26
+    assert len(served) == 27
 
     # Audited as before: one study.open, on the granted (held) study, never on the conflict.
     opened = AuditEntry.objects.filter(action="study.open", actor_id=user.pk)
