@@ -33,44 +33,37 @@ it with the platform's Orthanc credentials. docs/viewer.md describes the policy.
 from __future__ import annotations
 
 import json
-import logging
 import re
 from collections import defaultdict
-from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
 from asgiref.sync import sync_to_async
-from django.conf import settings
 from django.db import connection
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 from django.views.decorators.csrf import csrf_exempt
 
 from core.services.api_tokens import api_token_user
 from core.services.audit import audit_record
 from dicom.models import Study
-from dicom.orthanc.orthanc_config import DICOMWEB_ROOT
 from dicom.study_access import (
     studies_visible_to,
     study_audit_open,
     user_sees_all_studies,
 )
 from dicom.web.dicomweb_scope import STUDY_UID, StudyScope, item_value, scope_load, scope_with
-
-logger = logging.getLogger(__name__)
-# httpx logs every request line at INFO, query string included, and QIDO queries carry
-# PatientID: no patient data in application logs (BRIEF §6). An explicit level wins.
-if logging.getLogger("httpx").level == logging.NOTSET:
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+from dicom.web.dicomweb_upstream import (
+    DICOM_JSON,
+    ProxyError,
+    forward,
+    read_json,
+    rest_getter,
+    streaming_response,
+)
 
 ALLOWED = "GET, HEAD, OPTIONS"
-CHUNK_SIZE = 64 * 1024
-DICOM_JSON = "application/dicom+json"
-CONNECT_TIMEOUT = 3.0
 # A UID: up to 64 characters of digits and dots (PS3.5 §9.1).
 _UID_RE = re.compile(r"^[0-9][0-9.]{0,63}$")
 # One path segment below a study: UIDs, "metadata", "frames", "1,2,3", "rendered"...
@@ -90,33 +83,6 @@ _MIRRORED_KEYS = {
 # A search not by UID is sent to Orthanc as a list of the user's matching studies; beyond
 # this many the user is asked to narrow it (the URL would grow past what servers accept).
 MAX_SEARCH_STUDIES = 200
-_FORWARD_REQUEST_HEADERS = ("accept", "range", "if-none-match", "if-modified-since")
-_FORWARD_RESPONSE_HEADERS = (
-    "content-type",
-    "content-length",
-    "content-range",
-    "accept-ranges",
-    "etag",
-    "last-modified",
-)
-
-
-class ProxyError(Exception):
-    """A refusal answered as JSON ``{"detail", "code"}`` with ``status``."""
-
-    def __init__(self, status: int, detail: str, code: str, headers: dict[str, str] | None = None):
-        super().__init__(detail)
-        self.status = status
-        self.detail = detail
-        self.code = code
-        self.headers = headers or {}
-
-    def response(self) -> JsonResponse:
-        response = JsonResponse({"detail": self.detail, "code": self.code}, status=self.status)
-        for name, value in self.headers.items():
-            response[name] = value
-        response["Cache-Control"] = "no-store"
-        return response
 
 
 # --- authentication ---------------------------------------------------------------------------
@@ -304,117 +270,10 @@ def _audit(user, request: HttpRequest, authorised: Authorised) -> None:
 # --- forwarding ---------------------------------------------------------------------------------
 
 
-def _upstream_headers(request: HttpRequest, accept: str | None = None) -> dict[str, str]:
-    headers = {name: request.headers[name] for name in _FORWARD_REQUEST_HEADERS if name in request.headers}
-    if accept is not None:
-        headers["accept"] = accept
-    # Raw bytes pass through untouched (Content-Length stays true), so no compression.
-    headers["Accept-Encoding"] = "identity"
-    # The plugin writes absolute BulkDataURIs from this (RFC 7239): they then point at this
-    # proxy on the user's origin, never at Orthanc. Unquoted: orthanc-dicomweb 1.7 copies a
-    # quoted value quotes and all. get_host() is validated against ALLOWED_HOSTS.
-    headers["Forwarded"] = f"host={request.get_host()};proto={request.scheme}"
-    return headers
-
-
-def _client() -> httpx.AsyncClient:
-    timeout = httpx.Timeout(
-        connect=CONNECT_TIMEOUT,
-        read=float(settings.ORTHANC_TIMEOUT),
-        write=float(settings.ORTHANC_TIMEOUT),
-        pool=5.0,
-    )
-    return httpx.AsyncClient(
-        auth=(settings.ORTHANC_USERNAME, settings.ORTHANC_PASSWORD),
-        timeout=timeout,
-        # Orthanc is on a private address; a proxy from the environment would see it all.
-        trust_env=False,
-        follow_redirects=False,
-    )
-
-
-async def _body(upstream: httpx.Response, stack: AsyncExitStack) -> AsyncIterator[bytes]:
-    try:
-        async for chunk in upstream.aiter_raw(CHUNK_SIZE):
-            yield chunk
-    except httpx.HTTPError as exc:
-        # Headers are gone: the client sees a truncated body (and a short Content-Length).
-        logger.warning("DICOMweb proxy: Orthanc stream broke off (%s)", type(exc).__name__)
-    finally:
-        await stack.aclose()
-
-
 def _empty_search() -> HttpResponse:
     response = HttpResponse(b"[]", content_type="application/dicom+json")
     response["Cache-Control"] = "private, no-store"
     return response
-
-
-async def _forward(
-    request: HttpRequest,
-    orthanc_path: str,
-    params: list[tuple[str, str]],
-    *,
-    accept: str | None = None,
-    rest: bool = False,
-    method: str = "GET",
-    payload: Any = None,
-) -> tuple[httpx.Response, AsyncExitStack]:
-    # ``rest``: Orthanc's own REST API (by Orthanc id), for the granted study's scope.
-    root = "/" if rest else DICOMWEB_ROOT
-    url = f"{settings.ORTHANC_URL.rstrip('/')}{root}{orthanc_path}"
-    stack = AsyncExitStack()
-    try:
-        client = await stack.enter_async_context(_client())
-        upstream = await stack.enter_async_context(
-            client.stream(
-                method,
-                url,
-                params=tuple(params),
-                headers={"Accept": "application/json"} if rest else _upstream_headers(request, accept),
-                json=payload,
-            )
-        )
-    except httpx.TimeoutException:
-        await stack.aclose()
-        raise ProxyError(
-            502, "The image archive (Orthanc) did not answer in time; try again.", "orthanc_timeout"
-        ) from None
-    except httpx.HTTPError as exc:
-        await stack.aclose()
-        logger.warning("DICOMweb proxy: Orthanc unreachable (%s)", type(exc).__name__)
-        raise ProxyError(
-            502, "The image archive (Orthanc) is not reachable; try again shortly.", "orthanc_unavailable"
-        ) from None
-    if upstream.status_code >= 400:
-        status = upstream.status_code
-        await stack.aclose()
-        if status in (401, 403) or status >= 500:
-            # 401/403 means the platform's own credentials are wrong: never pass Orthanc's
-            # WWW-Authenticate on to a browser.
-            raise ProxyError(502, f"The image archive (Orthanc) answered HTTP {status}.", "orthanc_error")
-        raise ProxyError(status, f"The image archive (Orthanc) answered HTTP {status}.", "upstream_error")
-    return upstream, stack
-
-
-def _streaming_response(
-    request: HttpRequest, upstream: httpx.Response, stack: AsyncExitStack
-) -> StreamingHttpResponse:
-    body: Any = _body(upstream, stack) if request.method != "HEAD" else _nothing(stack)
-    response = StreamingHttpResponse(body, status=upstream.status_code)
-    for name in _FORWARD_RESPONSE_HEADERS:
-        if name in upstream.headers:
-            response[name] = upstream.headers[name]
-    response["Cache-Control"] = "private, no-store"
-    return response
-
-
-async def _nothing(stack: AsyncExitStack) -> AsyncIterator[bytes]:
-    # HEAD: the upstream GET is closed unread; an async generator that yields nothing.
-    await stack.aclose()
-    empty: tuple[bytes, ...] = ()
-    for chunk in empty:
-        yield chunk
 
 
 def _release_database_connection() -> None:
@@ -426,36 +285,10 @@ def _release_database_connection() -> None:
         connection.close()
 
 
-async def _read_json(request: HttpRequest, path: str, params=(), **kwargs: Any) -> Any:
-    """A whole (small) JSON answer of Orthanc: QIDO, metadata or a REST call."""
-    upstream, stack = await _forward(request, path, list(params), **kwargs)
-    try:
-        body = await upstream.aread()
-    except httpx.HTTPError:
-        raise ProxyError(
-            502, "The image archive (Orthanc) is not reachable; try again shortly.", "orthanc_unavailable"
-        ) from None
-    finally:
-        await stack.aclose()
-    try:
-        return json.loads(body) if body.strip() else []
-    except ValueError:
-        raise ProxyError(
-            502, "The image archive (Orthanc) answered malformed JSON.", "orthanc_error"
-        ) from None
-
-
-def _rest_getter(request: HttpRequest):
-    async def get(path: str) -> Any:
-        return await _read_json(request, path, rest=True)
-
-    return get
-
-
 async def _path_scope(request: HttpRequest, authorised: Authorised) -> StudyScope:
     """The granted Orthanc study's scope; 404 for a series/instance UID not of it."""
     assert authorised.study is not None
-    get = _rest_getter(request)
+    get = rest_getter(request)
     if authorised.series_uid is None:
         return await scope_load(get, authorised.study.orthanc_id)
     scope = await scope_with(get, authorised.study.orthanc_id, authorised.series_uid, authorised.sop_uid)
@@ -468,7 +301,7 @@ async def _study_json(request: HttpRequest, authorised: Authorised, scope: Study
     """A DICOM JSON answer under ``studies/{uid}/``, only the granted Orthanc study's items."""
     path = authorised.orthanc_path
     try:
-        items = await _read_json(request, path, authorised.params or [], accept=DICOM_JSON)
+        items = await read_json(request, path, authorised.params or [], accept=DICOM_JSON)
     except ProxyError as exc:
         # Orthanc refuses studies/{uid}/metadata when two studies share the UID: build it from
         # the granted study's series, each of which Orthanc locates by series UID.
@@ -476,7 +309,7 @@ async def _study_json(request: HttpRequest, authorised: Authorised, scope: Study
             raise
         items = []
         for series_uid in sorted(scope.series):
-            items += await _read_json(
+            items += await read_json(
                 request, f"{path.removesuffix('/metadata')}/series/{series_uid}/metadata", accept=DICOM_JSON
             )
     return [item for item in items if scope.keeps(item)]
@@ -484,7 +317,7 @@ async def _study_json(request: HttpRequest, authorised: Authorised, scope: Study
 
 async def _search_json(user, request: HttpRequest, authorised: Authorised) -> list[Any]:
     """A QIDO answer without the items of Orthanc studies the user was not granted."""
-    items = await _read_json(request, authorised.orthanc_path, authorised.params or [], accept=DICOM_JSON)
+    items = await read_json(request, authorised.orthanc_path, authorised.params or [], accept=DICOM_JSON)
     if not isinstance(items, list):
         raise ProxyError(502, "The image archive (Orthanc) answered malformed JSON.", "orthanc_error")
     uids = {uid for uid in (item_value(item, STUDY_UID) for item in items) if uid}
@@ -495,7 +328,7 @@ async def _search_json(user, request: HttpRequest, authorised: Authorised) -> li
     # Which Orthanc studies hold those UIDs: a UID held by more than the granted one is
     # filtered by the granted study's scope.
     query = {"Level": "Study", "Expand": True, "Query": {"StudyInstanceUID": "\\".join(sorted(granted))}}
-    found = await _read_json(request, "tools/find", rest=True, method="POST", payload=query)
+    found = await read_json(request, "tools/find", rest=True, method="POST", payload=query)
     copies: dict[str, set[str]] = defaultdict(set)
     for study in found:
         copies[study.get("MainDicomTags", {}).get("StudyInstanceUID", "")].add(study.get("ID", ""))
@@ -503,7 +336,7 @@ async def _search_json(user, request: HttpRequest, authorised: Authorised) -> li
         if copies.get(uid, set()) == {orthanc_id}:
             continue
         try:
-            scope: StudyScope | None = await scope_load(_rest_getter(request), orthanc_id)
+            scope: StudyScope | None = await scope_load(rest_getter(request), orthanc_id)
         except ProxyError as exc:
             if exc.status != 404:
                 raise
@@ -556,7 +389,7 @@ async def dicomweb_proxy(request: HttpRequest, path: str = "") -> HttpResponseBa
                 if request.method == "GET":
                     await sync_to_async(_audit)(user, request, authorised)
                 return _json_response(request, items)
-        upstream, stack = await _forward(request, authorised.orthanc_path, authorised.params)
+        upstream, stack = await forward(request, authorised.orthanc_path, authorised.params)
         try:
             if request.method == "GET":
                 await sync_to_async(_audit)(user, request, authorised)
@@ -564,6 +397,6 @@ async def dicomweb_proxy(request: HttpRequest, path: str = "") -> HttpResponseBa
         except BaseException:
             await stack.aclose()
             raise
-        return _streaming_response(request, upstream, stack)
+        return streaming_response(request, upstream, stack)
     except ProxyError as exc:
         return exc.response()
