@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import subprocess
 import zlib
 from pathlib import Path
 
@@ -27,14 +26,14 @@ from telerad.choices import TaskStatus
 from telerad.models import ReadingPool, ReadingTask
 from telerad.services.reports import report_save_draft, report_sign
 from tests.core.factories import OrganisationFactory, UserFactory
-from tests.dicom.dicom_factory import ct_series, to_bytes
+from tests.dicom.dcmtk import storescu_datasets
+from tests.dicom.dicom_factory import ct_series
 from tests.dicom.factories import OrderFactory, StudyFactory
 from tests.fleet.factories import UnitFactory
 from tests.telerad.factories import RadiologistFactory
 
 pytestmark = [pytest.mark.orthanc, pytest.mark.django_db]
 
-STORESCU = "/usr/bin/storescu"
 CHEST = {
     "findings": "A 6 mm solid nodule in the right upper lobe.",
     "lung_rads": "3",
@@ -64,27 +63,8 @@ def _pool_for(order: Order):
 
 
 def _storescu(orthanc, tmp_path: Path, datasets) -> str:
-    """Write the datasets as Part 10 files and C-STORE them with dcmtk; the Orthanc study id."""
-    files = []
-    for n, ds in enumerate(datasets):
-        path = tmp_path / f"{n:04d}.dcm"
-        path.write_bytes(to_bytes(ds))
-        files.append(str(path))
-    subprocess.run(
-        [
-            STORESCU,
-            "-aet",
-            orthanc.scu_aet,
-            "-aec",
-            orthanc.aet,
-            "127.0.0.1",
-            str(orthanc.dicom_port),
-            *files,
-        ],
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
+    """C-STORE the datasets with dcmtk; the Orthanc study id."""
+    storescu_datasets(orthanc, datasets, tmp_path)
     (match,) = [r for r in orthanc.client.lookup(datasets[0].StudyInstanceUID) if r["Type"] == "Study"]
     return match["ID"]
 

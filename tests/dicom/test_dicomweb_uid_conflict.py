@@ -9,7 +9,6 @@ second patient (docs/viewer.md, "One Study Instance UID, two studies in Orthanc"
 from __future__ import annotations
 
 import json
-import subprocess
 from dataclasses import dataclass
 
 import pytest
@@ -25,14 +24,14 @@ from dicom.models import Study
 from dicom.services.ingest import study_ingest
 from telerad.services.claims import task_claim
 from tests.core.factories import UserFactory
-from tests.dicom.dicom_factory import ct_series, to_bytes
+from tests.dicom.dcmtk import storescu_datasets
+from tests.dicom.dicom_factory import ct_series
 from tests.dicom.factories import OrderFactory
 from tests.fleet.factories import UnitFactory
 from tests.telerad.factories import RadiologistFactory, ReadingTaskFactory
 
 pytestmark = [pytest.mark.orthanc, pytest.mark.django_db]
 
-STORESCU = "/usr/bin/storescu"
 SECOND_NAME = "INTRUDER^SECOND"
 SECOND_ID = "CRV-OTHER-9999"
 
@@ -41,31 +40,6 @@ SECOND_ID = "CRV-OTHER-9999"
 def _fresh_cache():
     if cache.__class__.__name__ == "LocMemCache":
         cache.clear()
-
-
-def storescu(orthanc, datasets, tmp_path) -> None:
-    """C-STORE the datasets with dcmtk's storescu from files in a temp dir."""
-    paths = []
-    for n, ds in enumerate(datasets):
-        path = tmp_path / f"{n:03d}-{ds.SOPInstanceUID}.dcm"
-        path.write_bytes(to_bytes(ds))
-        paths.append(str(path))
-    result = subprocess.run(
-        [
-            STORESCU,
-            "-aet",
-            orthanc.scu_aet,
-            "-aec",
-            orthanc.aet,
-            "127.0.0.1",
-            str(orthanc.dicom_port),
-            *paths,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stderr
 
 
 def orthanc_study_ids(orthanc, study_uid: str) -> set[str]:
@@ -98,7 +72,7 @@ def conflict_world(orthanc, tmp_path) -> Conflict:
         study_uid=order.study_instance_uid,
     )
     (tmp_path / "first").mkdir()
-    storescu(orthanc, first, tmp_path / "first")
+    storescu_datasets(orthanc, first, tmp_path / "first")
     (first_id,) = orthanc_study_ids(orthanc, order.study_instance_uid)
     orthanc.nudges.wait_for_study(first_id, timeout=orthanc.stable_age + 20)
     held = study_ingest(orthanc_id=first_id).study
@@ -119,7 +93,7 @@ def conflict_world(orthanc, tmp_path) -> Conflict:
         series_uid=generate_uid(),
     )
     (tmp_path / "second").mkdir()
-    storescu(orthanc, second, tmp_path / "second")
+    storescu_datasets(orthanc, second, tmp_path / "second")
     (second_id,) = orthanc_study_ids(orthanc, order.study_instance_uid) - {first_id}
     orthanc.nudges.wait_for_study(second_id, timeout=orthanc.stable_age + 20)
     conflict = study_ingest(orthanc_id=second_id).study
@@ -266,7 +240,7 @@ def test_a_late_series_of_the_granted_study_is_served_at_once(conflict_world, or
     response, _ = get(w.reader, f"/dicom-web/studies/{w.uid}/series")
     assert response.status_code == 200  # the scope is now cached
     late = ct_series(2, patient_id=w.first_patient_id, patient_name=w.held.patient_name, study_uid=w.uid)
-    storescu(orthanc, late, tmp_path)
+    storescu_datasets(orthanc, late, tmp_path)
     late_sop = late[0].SOPInstanceUID
     response, body = get(w.reader, f"/dicom-web/studies/{w.uid}/series/{late[0].SeriesInstanceUID}/metadata")
     assert response.status_code == 200

@@ -10,7 +10,6 @@ StableAge in the fixture is 2 s, so a kill right after ``storescu`` returns is "
 from __future__ import annotations
 
 import logging
-import subprocess
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -24,13 +23,12 @@ from dicom.models import IngestCursor, Order, ReceivingStudy, Series, Study
 from dicom.services.ingest import study_ingest
 from dicom.services.receiving import orthanc_time
 from dicom.services.reconcile import CURSOR_NAME, reconcile_changes
-from tests.dicom.dicom_factory import ct_series, to_bytes
+from tests.dicom.dcmtk import storescu, write_part10
+from tests.dicom.dicom_factory import ct_series
 from tests.dicom.factories import OrderFactory
 from tests.fleet.factories import UnitFactory
 
 pytestmark = [pytest.mark.orthanc, pytest.mark.django_db]
-
-STORESCU = "/usr/bin/storescu"
 
 
 @pytest.fixture
@@ -54,29 +52,13 @@ def _files(tmp_path: Path, order: Order, count: int) -> list[Path]:
         accession_number=order.accession_number,
         study_uid=order.study_instance_uid,
     )
-    paths = []
-    for n, ds in enumerate(datasets, start=1):
-        path = tmp_path / f"ct{n:03d}.dcm"
-        path.write_bytes(to_bytes(ds))
-        paths.append(path)
-    return paths
-
-
-def _storescu(orthanc, files: list[Path]) -> None:
-    done = subprocess.run(
-        [STORESCU, "-aet", orthanc.scu_aet, "-aec", orthanc.aet, "127.0.0.1", str(orthanc.dicom_port)]
-        + [str(f) for f in files],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 0, done.stderr
+    return write_part10(datasets, tmp_path)
 
 
 def _send_then_kill(orthanc, files: list[Path]) -> None:
     """C-STORE the files, SIGKILL Orthanc at once (well inside its StableAge), restart it."""
     started = time.monotonic()
-    _storescu(orthanc, files)
+    storescu(orthanc, files)
     orthanc.kill()
     assert time.monotonic() - started < orthanc.stable_age, "too slow to kill before StableAge"
     orthanc.restart()
@@ -167,7 +149,7 @@ def test_killed_mid_send_the_half_waits_for_quiet_then_the_rest_is_a_late_update
     assert (half.orthanc_id, half.order_id, half.number_of_instances) == (orthanc_id, order.pk, 4)
 
     orthanc.nudges.clear()
-    _storescu(orthanc, files[4:])
+    storescu(orthanc, files[4:])
     orthanc.nudges.wait_for_study(orthanc_id, timeout=orthanc.stable_age + 20)  # Orthanc is up now
     result = reconcile_changes(scan=True)
     assert (result.stable_seen, result.ingested, result.recovered) == (1, 1, 0)
@@ -184,7 +166,7 @@ def test_killed_mid_send_the_half_waits_for_quiet_then_the_rest_is_a_late_update
 
 def test_a_normal_stable_study_is_ingested_once_whichever_path_comes_first(orthanc, order, tmp_path):
     files = _files(tmp_path, order, 3)
-    _storescu(orthanc, files)
+    storescu(orthanc, files)
     orthanc_id, study = _orthanc_study(orthanc, order)
     last_instance = orthanc_time(study["LastUpdate"])
     assert last_instance is not None
@@ -201,7 +183,7 @@ def test_a_normal_stable_study_is_ingested_once_whichever_path_comes_first(ortha
 
 
 def test_quiet_rule_first_then_orthancs_stable_study_changes_nothing(orthanc, order, tmp_path):
-    _storescu(orthanc, _files(tmp_path, order, 3))
+    storescu(orthanc, _files(tmp_path, order, 3))
     orthanc_id, study = _orthanc_study(orthanc, order)
     last_instance = orthanc_time(study["LastUpdate"])
     assert last_instance is not None
@@ -242,7 +224,7 @@ def test_recovery_scan_finds_a_study_whose_changes_the_reconciler_never_sees(ort
 def test_recovery_scan_does_not_bring_back_what_was_settled(orthanc, order, tmp_path):
     """A de-identified copy is no clinical study: the quiet rule settles it once and the scan
     leaves it (and the mirrored original) alone afterwards, instead of re-reading it every time."""
-    _storescu(orthanc, _files(tmp_path, order, 2))
+    storescu(orthanc, _files(tmp_path, order, 2))
     orthanc_id, _study = _orthanc_study(orthanc, order)
     orthanc.nudges.wait_for_study(orthanc_id, timeout=orthanc.stable_age + 20)
     copy = orthanc.client.post_json(
