@@ -23,6 +23,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import models
 
 from core.exceptions import NotFound
+from core.models import User
 
 M = TypeVar("M", bound=models.Model)
 
@@ -54,6 +55,18 @@ def user_in_operator(user, operator_id: int | None) -> bool:
         and user.organisation_id == operator_id
         and user_organisation_kind(user) == "operator"
     )
+
+
+def operator_staff(operator_id: int | None, *roles: str) -> models.QuerySet[User]:
+    """Active users of this operator holding one of ``roles`` (who an operator's alerts go to).
+
+    With no operator (a study from an unknown AE title belongs to none), the platform's active
+    superusers: never every operator's staff, since tenants are walls.
+    """
+    active = User.objects.filter(is_active=True)
+    if operator_id is None:
+        return active.filter(is_superuser=True)
+    return active.filter(organisation_id=operator_id, groups__name__in=roles).distinct()
 
 
 def tenant_lookup(model: type[models.Model], kind: str) -> str | None:

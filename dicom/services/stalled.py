@@ -19,6 +19,7 @@ from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
+from core.access import operator_staff
 from core.choices import Role
 from core.models import User
 from core.on_commit import on_commit
@@ -66,15 +67,14 @@ def _requeue(stage: str, study_id: int) -> None:
 
 
 def alert_recipients(study: Study) -> list[User]:
-    """The active QC officers of the operator whose van acquired the study; the administrators
-    when it has no van or its operator has no QC officer."""
-    admins = User.objects.filter(is_active=True, groups__name=Role.ADMIN)
-    if not study.unit_id or study.unit is None:
-        return list(admins.distinct().order_by("id"))
-    officers = User.objects.filter(
-        is_active=True, groups__name=Role.QC_OFFICER, organisation_id=study.unit.operator_id
-    )
-    return list((officers if officers.exists() else admins).distinct().order_by("id"))
+    """The active QC officers of the operator whose van acquired the study, else its
+    administrators; a study of no operator goes to the platform's superusers, never to every
+    operator's staff (``core.access.operator_staff``)."""
+    operator_id = study.unit.operator_id if study.unit_id and study.unit is not None else None
+    officers = operator_staff(operator_id, Role.QC_OFFICER)
+    if operator_id is not None and not officers.exists():
+        officers = operator_staff(operator_id, Role.ADMIN)
+    return list(officers.order_by("id"))
 
 
 def _alert(stage: str, study: Study, tries: int) -> None:

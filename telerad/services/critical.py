@@ -29,7 +29,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
-from core.access import scope_for_user
+from core.access import operator_staff, scope_for_user
 from core.choices import Role
 from core.exceptions import AccessDenied, InvalidInput, NotFound
 from core.models import User
@@ -58,19 +58,14 @@ def hospital_contacts(hospital_id: int) -> list[User]:
 def operator_qc_officers(result: CriticalResult) -> list[User]:
     """The QC officers told when a hospital has not answered a whole round of notifications.
 
-    Those of the operator whose van scanned the study (its unit, else its order's). A study with
-    neither belongs to no operator: the platform's superusers are told, never another operator's
-    staff (tenants are walls, docs/security.md).
+    Those of the operator whose van scanned the study (its unit, else its order's); a study of
+    no operator goes to the platform's superusers (``core.access.operator_staff``).
     """
     study = result.study
     order = study.order
     unit = study.unit if study.unit_id else (order.unit if order is not None else None)
-    if unit is None:
-        return list(User.objects.filter(is_active=True, is_superuser=True).order_by("username"))
-    officers = User.objects.filter(
-        is_active=True, groups__name=Role.QC_OFFICER, organisation_id=unit.operator_id
-    )
-    return list(officers.distinct().order_by("username"))
+    operator_id = unit.operator_id if unit is not None else None
+    return list(operator_staff(operator_id, Role.QC_OFFICER).order_by("username"))
 
 
 def _message(result: CriticalResult, *, level: int) -> str:

@@ -172,3 +172,18 @@ def test_health_reports_the_stalled_count_and_answers_503_only_past_its_threshol
     settings.HEALTH_STALLED_STUDIES_503 = 1
     response = APIClient().get("/api/health/")
     assert response.status_code == 503 and response.json()["stalled_studies"] == 1
+
+
+def test_stall_alerts_stay_inside_the_operator():
+    """QC officers of the van's operator, else its admins; a study of no operator: superusers only."""
+    from dicom.services.stalled import alert_recipients
+
+    unit, other_unit = UnitFactory(), UnitFactory()
+    admin = UserFactory(organisation=unit.operator, roles=["admin"])
+    UserFactory(organisation=other_unit.operator, roles=["admin"])
+    other_qc = UserFactory(organisation=other_unit.operator, roles=["qc_officer"])
+    root = UserFactory(is_superuser=True)
+
+    assert alert_recipients(StudyFactory(unit=unit)) == [admin]  # no QC officer: its own admins
+    assert alert_recipients(StudyFactory(unit=other_unit)) == [other_qc]
+    assert alert_recipients(StudyFactory(unit=None)) == [root]
